@@ -1,0 +1,1 @@
+"""Settings of the process and the projects file: models, loading, validation, diffs."""

@@ -1,0 +1,1 @@
+"""One virtual node: a SaladCloud project seen by Kubernetes as a Node."""
