@@ -1,0 +1,134 @@
+"""One node's resolved configuration: what a virtual node is built from.
+
+Everything is final here: ``defaults`` merged in, the API key read, the provider
+taint applied. The ``fingerprint`` tells the supervisor whether a reload changed
+anything the node depends on, so only changed nodes restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .schema import DEFAULT_API_RATE_LIMIT, DEFAULT_SALAD_API_URL, Priority, Taint
+
+PROVIDER_TAINT = Taint(key="virtual-kubelet.io/provider", value="saladcloud", effect="NoSchedule")
+"""Keeps pods that do not tolerate it off the node (the virtual-kubelet convention)."""
+
+DEFAULT_CAPACITY: MappingProxyType[str, str] = MappingProxyType(
+    {
+        # A list call returns at most 100 container groups: one node, at most 100 pods.
+        "pods": "100",
+        # The rest only has to be large enough never to be what blocks scheduling
+        # (100 pods of the largest SaladCloud sizes); SaladCloud sizes each group.
+        "cpu": "10000",
+        "memory": "100Ti",
+        "nvidia.com/gpu": "10000",
+        "ephemeral-storage": "100Pi",
+    }
+)
+DEFAULT_POLL_INTERVAL = 10.0
+DEFAULT_RATE_LIMIT_SHARE = 1.0
+
+# Names of the settings as the projects file spells them, for change reports.
+_FILE_KEYS = {
+    "name": "name",
+    "organization": "organization",
+    "project": "project",
+    "salad_api_url": "saladApiUrl",
+    "api_rate_limit": "apiRateLimit",
+    "rate_limit_share": "rateLimitShare",
+    "poll_interval": "pollInterval",
+    "labels": "labels",
+    "taints": "taints",
+    "capacity": "capacity",
+    "default_country_codes": "defaultCountryCodes",
+    "default_gpu_classes": "defaultGpuClasses",
+    "default_priority": "defaultPriority",
+}
+
+
+class ApiKeySource(BaseModel):
+    """Where a node's key was read from: said in messages instead of the key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["file", "env"]
+    location: str
+    """The key file's path, or the environment variable's name."""
+    size: int
+    """Length of the key in bytes, after surrounding whitespace is stripped."""
+
+    def __str__(self) -> str:
+        where = f"file {self.location}" if self.kind == "file" else f"env {self.location}"
+        return f"{where}; {self.size} byte{'' if self.size == 1 else 's'}"
+
+
+class NodeConfig(BaseModel):
+    """A virtual node's settings, final.
+
+    Built by ``config.load_projects``; tests may build one directly, where the
+    defaults below stand in for the file's. ``repr`` and ``str`` show the key masked.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    organization: str
+    project: str
+    api_key: SecretStr
+    api_key_source: ApiKeySource | None = None
+    """``None`` when the key was given in code rather than read from a source."""
+    salad_api_url: str = DEFAULT_SALAD_API_URL
+    api_rate_limit: int = DEFAULT_API_RATE_LIMIT
+    """Requests per minute allowed for this node's API key, shared by every node using it."""
+    rate_limit_share: float = DEFAULT_RATE_LIMIT_SHARE
+    """This node's weight among the nodes sharing its API key's budget."""
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    """Seconds between two lists of the project's container groups."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels from the file; the node adds its own standard labels."""
+    taints: tuple[Taint, ...] = (PROVIDER_TAINT,)
+    """Every taint of the Node at registration, provider taint included when enabled."""
+    capacity: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CAPACITY))
+    """Kubernetes quantities as written; reported as both capacity and allocatable."""
+    default_country_codes: tuple[str, ...] = ()
+    """For pods that name none; empty means any country."""
+    default_gpu_classes: tuple[str, ...] = ()
+    """Names or ids, for pods that name none; empty means CPU-only."""
+    default_priority: Priority | None = None
+
+    @property
+    def api_key_digest(self) -> str:
+        """SHA-256 of the key: tells keys apart (shared budgets, changes) without holding one."""
+        return hashlib.sha256(self.api_key.get_secret_value().encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything the node runs with, the key by its digest.
+
+        Equal fingerprints mean a running node needs no restart. Where the key was
+        read from is left out: moving a key file does not change the node.
+        """
+        settings = self.model_dump(mode="json", exclude={"api_key", "api_key_source"})
+        settings["api_key_digest"] = self.api_key_digest
+        canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def __hash__(self) -> int:
+        # Frozen, but its dict fields defeat pydantic's field hash; equal configs
+        # have equal fingerprints, so this agrees with ``==``.
+        return hash(self.fingerprint)
+
+    def changed_keys(self, other: NodeConfig) -> tuple[str, ...]:
+        """The file's names of the settings that differ between ``self`` and ``other``."""
+        mine = self.model_dump(mode="json", include=set(_FILE_KEYS))
+        theirs = other.model_dump(mode="json", include=set(_FILE_KEYS))
+        changed = [_FILE_KEYS[name] for name in _FILE_KEYS if mine[name] != theirs[name]]
+        if self.api_key_digest != other.api_key_digest:
+            changed.append("apiKey")
+        return tuple(changed)

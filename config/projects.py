@@ -1,0 +1,48 @@
+"""The resolved projects file: every node final, plus what to watch for changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from .diff import ConfigDiff, diff_nodes
+from .node import NodeConfig
+from .schema import DEFAULT_API_RATE_LIMIT, DEFAULT_SALAD_API_URL
+
+
+class ProjectsConfig(BaseModel):
+    """A projects file, loaded and checked; nodes in file order.
+
+    ``source_hashes`` maps the config file and every key file to the ``content_hash``
+    of the bytes this load actually read. A reload watcher polls
+    ``content_hash(path)`` for each of ``watched_paths()`` and reloads when one
+    differs, so a change made while loading is never missed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path
+    salad_api_url: str = DEFAULT_SALAD_API_URL
+    api_rate_limit: int = DEFAULT_API_RATE_LIMIT
+    nodes: tuple[NodeConfig, ...] = ()
+    source_hashes: dict[Path, str]
+
+    def watched_paths(self) -> tuple[Path, ...]:
+        """The config file first, then every key file (each once)."""
+        return tuple(self.source_hashes)
+
+    @property
+    def nodes_by_name(self) -> dict[str, NodeConfig]:
+        return {node.name: node for node in self.nodes}
+
+    def key_groups(self) -> dict[str, tuple[NodeConfig, ...]]:
+        """Nodes grouped by API key digest: each group shares one rate-limit budget."""
+        groups: dict[str, list[NodeConfig]] = {}
+        for node in self.nodes:
+            groups.setdefault(node.api_key_digest, []).append(node)
+        return {digest: tuple(nodes) for digest, nodes in groups.items()}
+
+    def diff(self, new: ProjectsConfig) -> ConfigDiff:
+        """What changes when ``new`` replaces this config."""
+        return diff_nodes(self.nodes, new.nodes)
