@@ -14,6 +14,8 @@ _QUANTITY = re.compile(
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?$"
 )
 _BINARY = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
+_MAX_EXPONENT = 30
+"""Larger exponents are no real resource size, and exact arithmetic on them is slow."""
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
 
@@ -31,5 +33,8 @@ def parse_quantity(text: str) -> Decimal:
     if suffix in _DECIMAL:
         return number.scaleb(_DECIMAL[suffix])
     if suffix:
-        return number.scaleb(int(suffix[1:]))
+        exponent = int(suffix[1:])
+        if abs(exponent) > _MAX_EXPONENT:
+            raise ValueError(f"{text!r}: exponent {exponent} is out of range (at most {_MAX_EXPONENT})")
+        return number.scaleb(exponent)
     return number

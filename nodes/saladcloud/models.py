@@ -83,7 +83,8 @@ class Container(_Response):
     image: str
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     command: list[str] | None = None
-    environment_variables: dict[str, str] = Field(default_factory=dict)
+    # Values may come from Kubernetes Secrets: never in a repr, so never in a log line.
+    environment_variables: dict[str, str] = Field(default_factory=dict, repr=False)
     image_caching: bool | None = None
     hash: str | None = None
     size: int | None = None
@@ -304,12 +305,13 @@ class CreateContainer(_Request):
     image: str
     resources: CreateResources
     command: list[str] | None = None
-    environment_variables: dict[str, str] | None = None
+    # The next three carry Secret values and credentials: kept out of every repr.
+    environment_variables: dict[str, str] | None = Field(default=None, repr=False)
     image_caching: bool | None = None
     priority: Priority | None = None
     """On create and patch the priority sits inside ``container``."""
-    registry_authentication: RegistryAuthentication | None = None
-    logging: ContainerLogging | None = None
+    registry_authentication: RegistryAuthentication | None = Field(default=None, repr=False)
+    logging: ContainerLogging | None = Field(default=None, repr=False)
 
 
 class ProbeHttp(_Request):
