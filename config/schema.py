@@ -193,7 +193,8 @@ EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
 KeyFilePath = Annotated[str, AfterValidator(_non_empty)]
 RateLimitShare = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PollInterval = Annotated[float, Field(ge=1, allow_inf_nan=False)]
-ApiRateLimit = Annotated[int, Field(gt=0)]
+# Below 2 a minute no token bucket can keep a burst and a refill both whole.
+ApiRateLimit = Annotated[int, Field(ge=2)]
 
 
 class _FileModel(BaseModel):

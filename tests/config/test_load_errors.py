@@ -217,7 +217,9 @@ CASES = {
     "rate limit share of zero": Case(
         NODE + "    rateLimitShare: 0\n", 6, "nodes[0].rateLimitShare", "greater than 0"
     ),
-    "api rate limit of zero": Case("apiRateLimit: 0\n" + NODE, 1, "apiRateLimit", "greater than 0"),
+    "api rate limit below two a minute": Case(
+        "apiRateLimit: 1\n" + NODE, 1, "apiRateLimit", "greater than or equal to 2"
+    ),
     "api url that is not http": Case(
         "saladApiUrl: ftp://salad.example\n" + NODE, 1, "saladApiUrl", "not an http(s) URL"
     ),

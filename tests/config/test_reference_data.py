@@ -5,21 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-import yaml
-
 from config import ProcessSettings
 from config.country_codes import COUNTRY_CODES
 from config.schema import FILE_KEYS
-from config.yaml_source import StrictBoolLoader
+from tests.openapi import load_spec
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "saladcloud" / "salad-cloud.yaml"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason=f"{SPEC} is not in this checkout")
 def test_country_codes_are_the_specs_enum() -> None:
-    spec = yaml.load(SPEC.read_text(), Loader=StrictBoolLoader)
+    spec = load_spec()
 
     assert frozenset(spec["components"]["schemas"]["CountryCode"]["enum"]) == COUNTRY_CODES
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from nodes.saladcloud.models import GpuClass, GpuClassPrice, request_json
 from nodes.translate import Refusal, TranslationContext, container_group_for_pod
-from tests.translate.openapi import schema_errors
+from tests.openapi import component_errors
 
 UID = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 UID_DIGITS = "0a1b2c3d"
@@ -138,7 +138,7 @@ def create_body(pod: Mapping[str, Any], ctx: TranslationContext | None = None) -
     result = container_group_for_pod(pod, ctx or make_context())
     assert not isinstance(result, Refusal), f"refused: {result}"
     body = request_json(result)
-    assert schema_errors("ContainerGroupPrototype", body) == []
+    assert component_errors("ContainerGroupPrototype", body) == []
     return body
 
 

@@ -1,0 +1,1 @@
+"""Everything about talking to SaladCloud: models, client, rate limiter, and a simulator."""

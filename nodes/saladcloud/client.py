@@ -1,0 +1,435 @@
+"""Async client of the SaladCloud public API, as one node uses it.
+
+One ``SaladClient`` per node: it knows the node's organization, project and key and
+speaks through the process-wide ``httpx.AsyncClient`` it is given (the supervisor owns
+that pool and closes it). Every attempt, retries included, first waits for a grant
+from the node's share of its key's budget, so all the nodes of one key together stay
+under the key's limit; a 429 pauses the whole key (``KeyBudget.penalize``).
+
+Failures become the typed errors of ``errors.py``. Whatever the server says (JSON
+ProblemDetails, an HTML error page, garbage) is reduced to a short, single-line
+``detail`` with the API key masked out, so exceptions and logs are safe to show.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from ..metrics import NodeMetrics
+from . import models
+from .errors import (
+    SaladAuthError,
+    SaladBadRequest,
+    SaladError,
+    SaladNameConflict,
+    SaladNotFound,
+    SaladProtocolError,
+    SaladRateLimited,
+    SaladUnavailable,
+)
+from .ratelimit import NodeLimiter, Priority
+from .retry import RetryPolicy, parse_retry_after
+
+__all__ = ["RetryPolicy", "SaladClient"]
+
+log = logging.getLogger("nodes.saladcloud")
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+_DETAIL_LIMIT = 300
+_JSON = "application/json"
+_MERGE_PATCH = "application/merge-patch+json"
+_NAME_CONFLICT = "name_conflict"
+
+
+class _List(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _GroupList(_List):
+    items: list[models.ContainerGroup] = Field(default_factory=list)
+
+
+class _InstanceList(_List):
+    instances: list[models.ContainerGroupInstance] = Field(default_factory=list)
+
+
+class _SystemLogList(_List):
+    items: list[models.SystemLog] = Field(default_factory=list)
+
+
+class _GpuClassList(_List):
+    items: list[models.GpuClass] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Call:
+    operation: str
+    method: str
+    path: str
+    priority: Priority
+    body: bytes | None = None
+    content_type: str = _JSON
+
+
+@dataclass
+class _Attempt:
+    """What one failed attempt left behind, for the retry decision and the final error."""
+
+    error: SaladError
+    reason: str | None
+    """Metric label of the retry reason, or None when the failure is final."""
+    retry_after: float | None = None
+    reached_server: bool = False
+
+
+class SaladClient:
+    """The SaladCloud operations of one node (one organization/project, one key)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: SecretStr,
+        organization: str,
+        project: str,
+        limiter: NodeLimiter,
+        node: str,
+        metrics: NodeMetrics | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._organization = organization
+        self._project = project
+        self._limiter = limiter
+        self._node = node
+        self._metrics = metrics
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._timeout = httpx.Timeout(timeout)
+        self._log_extra = {"node": node, "project": f"{organization}/{project}"}
+
+    def __repr__(self) -> str:
+        return (
+            f"SaladClient(node={self._node!r}, base_url={self._base_url!r}, "
+            f"project={self._organization + '/' + self._project!r})"
+        )
+
+    @property
+    def organization(self) -> str:
+        return self._organization
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    # --- container groups ------------------------------------------------------------
+
+    async def list_container_groups(self) -> list[models.ContainerGroup]:
+        """At most 100 groups: the API has no way to page past them."""
+        call = _Call("list_container_groups", "GET", self._containers(), Priority.POLL)
+        return self._parse(call, await self._send(call), _GroupList).items
+
+    async def get_container_group(self, name: str) -> models.ContainerGroup:
+        call = _Call("get_container_group", "GET", self._containers(name), Priority.POLL)
+        return self._parse(call, await self._send(call), models.ContainerGroup)
+
+    async def create_container_group(
+        self, body: models.ContainerGroupPrototype
+    ) -> models.ContainerGroup:
+        """Create a group; ``SaladNameConflict.after_retry`` tells if it may be ours."""
+        call = _Call(
+            "create_container_group",
+            "POST",
+            self._containers(),
+            Priority.MUTATION,
+            body=_encode(body),
+        )
+        return self._parse(call, await self._send(call), models.ContainerGroup)
+
+    async def update_container_group(
+        self, name: str, patch: models.ContainerGroupPatch
+    ) -> models.ContainerGroup:
+        call = _Call(
+            "update_container_group",
+            "PATCH",
+            self._containers(name),
+            Priority.MUTATION,
+            body=_encode(patch),
+            content_type=_MERGE_PATCH,
+        )
+        return self._parse(call, await self._send(call), models.ContainerGroup)
+
+    async def delete_container_group(self, name: str) -> None:
+        call = _Call("delete_container_group", "DELETE", self._containers(name), Priority.MUTATION)
+        await self._send(call)
+
+    async def start_container_group(self, name: str) -> None:
+        path = self._containers(name, "start")
+        await self._send(_Call("start_container_group", "POST", path, Priority.MUTATION))
+
+    async def stop_container_group(self, name: str) -> None:
+        path = self._containers(name, "stop")
+        await self._send(_Call("stop_container_group", "POST", path, Priority.MUTATION))
+
+    async def list_instances(self, name: str) -> list[models.ContainerGroupInstance]:
+        path = self._containers(name, "instances")
+        call = _Call("list_container_group_instances", "GET", path, Priority.POLL)
+        return self._parse(call, await self._send(call), _InstanceList).instances
+
+    async def get_system_logs(self, name: str) -> list[models.SystemLog]:
+        path = self._containers(name, "system-logs")
+        call = _Call("get_system_logs", "GET", path, Priority.POLL)
+        return self._parse(call, await self._send(call), _SystemLogList).items
+
+    # --- organization ----------------------------------------------------------------
+
+    async def list_gpu_classes(self) -> list[models.GpuClass]:
+        call = _Call(
+            "list_gpu_classes", "GET", self._organization_path("gpu-classes"), Priority.POLL
+        )
+        return self._parse(call, await self._send(call), _GpuClassList).items
+
+    async def get_quotas(self) -> models.Quotas:
+        call = _Call("get_quotas", "GET", self._organization_path("quotas"), Priority.POLL)
+        return self._parse(call, await self._send(call), models.Quotas)
+
+    async def query_log_entries(self, query: models.LogEntryQuery) -> models.LogEntryCollection:
+        call = _Call(
+            "query_log_entries",
+            "POST",
+            self._organization_path("log-entries"),
+            Priority.POLL,
+            body=_encode(query),
+        )
+        return self._parse(call, await self._send(call), models.LogEntryCollection)
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def _organization_path(self, *rest: str) -> str:
+        parts = ["organizations", self._organization, *rest]
+        return "/" + "/".join(quote(p, safe="") for p in parts)
+
+    def _containers(self, *rest: str) -> str:
+        parts = ["organizations", self._organization, "projects", self._project, "containers"]
+        return "/" + "/".join(quote(p, safe="") for p in [*parts, *rest])
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        """Send with limiter, retries and metrics; return the 2xx response or raise."""
+        clock = self._limiter.budget.clock
+        reached_server = False
+        attempt = 0
+        while True:
+            attempt += 1
+            waited = await self._limiter.acquire(call.priority)
+            if self._metrics is not None:
+                self._metrics.ratelimiter_wait.labels(
+                    node=self._node, priority=call.priority.label
+                ).observe(waited)
+            outcome = await self._attempt(call, reached_server)
+            if isinstance(outcome, httpx.Response):
+                self._set_up(1)
+                return outcome
+            reached_server = reached_server or outcome.reached_server
+            if outcome.reason is None or attempt >= self._retry.max_attempts:
+                raise self._final(outcome.error)
+            delay = self._retry.delay(attempt, outcome.retry_after)
+            if self._metrics is not None:
+                self._metrics.saladcloud_retries.labels(
+                    node=self._node, operation=call.operation, reason=outcome.reason
+                ).inc()
+            log.info(
+                "%s attempt %d of %d failed (%s); retrying in %.2fs",
+                call.operation,
+                attempt,
+                self._retry.max_attempts,
+                outcome.error,
+                delay,
+                extra=self._log_extra,
+            )
+            if outcome.reason == "rate_limited":
+                # The whole key is over budget, not just this node: pause everyone;
+                # this node's next acquire waits out the pause like the others.
+                self._limiter.budget.penalize(delay)
+            else:
+                await clock.sleep(delay)
+
+    async def _attempt(self, call: _Call, reached_before: bool) -> httpx.Response | _Attempt:
+        headers = {"Salad-Api-Key": self._api_key.get_secret_value(), "Accept": _JSON}
+        if call.body is not None:
+            headers["Content-Type"] = call.content_type
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                call.method,
+                self._base_url + call.path,
+                headers=headers,
+                content=call.body,
+                timeout=self._timeout,
+            )
+        except httpx.TimeoutException as exc:
+            self._count(call, type(exc).__name__, started)
+            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            error = SaladUnavailable(
+                call.operation, detail=f"{type(exc).__name__}: no answer within the timeout"
+            )
+            return _Attempt(error, "timeout", reached_server=not unsent)
+        except httpx.TransportError as exc:
+            self._count(call, type(exc).__name__, started)
+            error = SaladUnavailable(
+                call.operation, detail=self._clean(f"{type(exc).__name__}: {exc}")
+            )
+            return _Attempt(
+                error, "connection", reached_server=not isinstance(exc, httpx.ConnectError)
+            )
+        except httpx.HTTPError as exc:
+            self._count(call, type(exc).__name__, started)
+            error = SaladUnavailable(
+                call.operation, detail=self._clean(f"{type(exc).__name__}: {exc}")
+            )
+            return _Attempt(error, None)
+        self._count(call, str(response.status_code), started)
+        if response.is_success:
+            return response
+        return self._failure(call, response, reached_before)
+
+    def _failure(self, call: _Call, response: httpx.Response, reached_before: bool) -> _Attempt:
+        status = response.status_code
+        problem_type, title, detail = self._problem(response)
+        fields: dict[str, Any] = {
+            "status": status,
+            "problem_type": problem_type,
+            "title": title,
+            "detail": detail,
+        }
+        if status == 429:
+            if self._metrics is not None:
+                self._metrics.saladcloud_rate_limited.labels(node=self._node).inc()
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return _Attempt(SaladRateLimited(call.operation, **fields), "rate_limited", retry_after)
+        if status >= 500 or status == 408:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            reason = "server_error" if status >= 500 else "timeout"
+            error = SaladUnavailable(call.operation, **fields)
+            return _Attempt(error, reason, retry_after, reached_server=True)
+        if status == 400 and _is_name_conflict(problem_type):
+            return _Attempt(
+                SaladNameConflict(call.operation, after_retry=reached_before, **fields), None
+            )
+        error_class: type[SaladError]
+        if status == 400:
+            error_class = SaladBadRequest
+        elif status in (401, 403):
+            error_class = SaladAuthError
+        elif status == 404:
+            error_class = SaladNotFound
+        elif 400 <= status < 500:
+            error_class = SaladError
+        else:
+            error_class = SaladProtocolError
+        return _Attempt(error_class(call.operation, **fields), None)
+
+    def _final(self, error: SaladError) -> SaladError:
+        if isinstance(error, SaladAuthError | SaladUnavailable):
+            self._set_up(0)
+        elif isinstance(error, SaladNotFound | SaladBadRequest):
+            self._set_up(1)  # the server answered and accepted the key
+        return error
+
+    def _parse(self, call: _Call, response: httpx.Response, model: type[_Model]) -> _Model:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            problems = exc.errors(include_url=False, include_input=False)
+            first = problems[0] if problems else {"loc": (), "msg": "unreadable"}
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            detail = f"{len(problems)} problem(s) in the response; first at {where}: {first['msg']}"
+            raise SaladProtocolError(
+                call.operation, status=response.status_code, detail=self._clean(detail)
+            ) from None
+
+    def _problem(self, response: httpx.Response) -> tuple[str | None, str | None, str | None]:
+        """(type, title, detail) of an error response, whatever its body is."""
+        text = response.text
+        try:
+            document = json.loads(text) if text.strip() else None
+        except ValueError:
+            document = None
+        if isinstance(document, Mapping):
+            return (
+                self._field(document, "type"),
+                self._field(document, "title"),
+                self._field(document, "detail"),
+            )
+        if not text.strip():
+            return None, response.reason_phrase or None, None
+        return None, response.reason_phrase or None, self._clean(_text_of(text))
+
+    def _field(self, document: Mapping[str, Any], name: str) -> str | None:
+        value = document.get(name)
+        if value is None:
+            return None
+        return self._clean(str(value)) or None
+
+    def _clean(self, text: str) -> str:
+        """One short line, with the API key masked even if a server echoed it."""
+        key = self._api_key.get_secret_value()
+        if key:
+            text = text.replace(key, "[redacted]")
+        text = " ".join(text.split())
+        if len(text) > _DETAIL_LIMIT:
+            text = text[: _DETAIL_LIMIT - 1] + "…"
+        return text
+
+    def _count(self, call: _Call, status: str, started: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.saladcloud_requests.labels(
+            node=self._node, operation=call.operation, status=status
+        ).inc()
+        self._metrics.saladcloud_request_duration.labels(operation=call.operation).observe(
+            time.perf_counter() - started
+        )
+
+    def _set_up(self, value: int) -> None:
+        if self._metrics is not None:
+            self._metrics.saladcloud_up.labels(node=self._node).set(value)
+
+
+def _encode(body: BaseModel) -> bytes:
+    return json.dumps(models.request_json(body), separators=(",", ":")).encode()
+
+
+def _is_name_conflict(problem_type: str | None) -> bool:
+    if not problem_type:
+        return False
+    return problem_type == _NAME_CONFLICT or problem_type.rstrip("/").endswith("/" + _NAME_CONFLICT)
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _text_of(body: str) -> str:
+    """Readable words of a non-JSON error body (often an HTML page from a proxy)."""
+    if "<" not in body:
+        return body
+    title = _TITLE.search(body)
+    if title and title.group(1).strip():
+        return html.unescape(_TAG.sub(" ", title.group(1)))
+    return html.unescape(_TAG.sub(" ", _SCRIPTS.sub(" ", body)))

@@ -1,0 +1,119 @@
+"""Typed failures of SaladCloud API calls.
+
+The reconciler decides what to do from the class alone: retry later (``permanent`` is
+False), fail the pod with the server's own words (a 4xx that will not change), adopt a
+group it already created (``SaladNameConflict``), or report SaladCloud itself unhealthy
+(``SaladAuthError``, ``SaladUnavailable``). The message is built from what the server
+said, never from what we sent, so the API key cannot end up in it.
+"""
+
+from __future__ import annotations
+
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+class SaladError(Exception):
+    """A SaladCloud call that did not give the answer the caller asked for."""
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        status: int | None = None,
+        problem_type: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.problem_type = problem_type
+        self.title = title
+        self.detail = detail
+        super().__init__(self._message())
+
+    @property
+    def permanent(self) -> bool:
+        """True when repeating the same request cannot succeed (a 4xx other than 429/408)."""
+        if self.status is None:
+            return False
+        return 400 <= self.status < 500 and self.status not in _TRANSIENT_STATUSES
+
+    def _message(self) -> str:
+        parts = [self.operation]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.problem_type and self.problem_type != "about:blank":
+            parts.append(self.problem_type)
+        words = ": ".join(w for w in (self.title, self.detail) if w)
+        if words:
+            parts.append(words)
+        return " - ".join(parts)
+
+    def __str__(self) -> str:
+        return self._message()
+
+
+class SaladUnavailable(SaladError):
+    """No usable answer: network error, timeout, or a 5xx that outlasted the retries."""
+
+    @property
+    def permanent(self) -> bool:
+        return False
+
+
+class SaladRateLimited(SaladError):
+    """The API key's request budget stayed exhausted through every retry."""
+
+    @property
+    def permanent(self) -> bool:
+        return False
+
+
+class SaladAuthError(SaladError):
+    """The key is missing, unknown, revoked, or lacks access (401/403)."""
+
+
+class SaladNotFound(SaladError):
+    """The organization, project or container group does not exist (404)."""
+
+
+class SaladBadRequest(SaladError):
+    """The server refused the request body or the action (400)."""
+
+
+class SaladNameConflict(SaladBadRequest):
+    """A create met a group of the same name (ProblemDetails type ``name_conflict``).
+
+    ``after_retry`` is True when an earlier attempt of this same create may have reached
+    the server (it timed out, lost its connection or got a 5xx): the group in the way is
+    then most likely the one this call created, and the caller should adopt it.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        status: int | None = None,
+        problem_type: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+        after_retry: bool = False,
+    ) -> None:
+        self.after_retry = after_retry
+        super().__init__(
+            operation, status=status, problem_type=problem_type, title=title, detail=detail
+        )
+
+    def _message(self) -> str:
+        message = super()._message()
+        if self.after_retry:
+            message += " (an earlier attempt of this create may have succeeded)"
+        return message
+
+
+class SaladProtocolError(SaladError):
+    """A success status whose body is not the JSON the API documents."""
+
+    @property
+    def permanent(self) -> bool:
+        return False

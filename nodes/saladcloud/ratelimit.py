@@ -1,0 +1,360 @@
+"""One request budget per SaladCloud API key, shared fairly by the nodes that use it.
+
+SaladCloud allows 240 requests per minute *per API key* (NOTES.md section 8), and
+every node whose project uses that key draws from the same allowance. A
+``KeyBudget`` is a token bucket sized so that no 60-second window can ever see more
+than ``(1 - headroom) * requests_per_minute`` grants: a bucket of rate ``r`` and
+burst ``b`` can grant ``b + 60 r`` requests in a window (full bucket at its start,
+refill during it), so ``b + 60 r`` is set to that target. The headroom absorbs the
+difference between when we grant and when the server counts.
+
+Grants go to the most urgent waiter first: every mutation (create, delete, start,
+stop, patch) before any poll, whichever node asked. Among waiters of one priority,
+nodes get turns in proportion to their weights, by self-clocked fair queueing
+(each request gets a virtual finish tag ``max(now_v, node's last tag) + 1/weight``;
+the smallest tag goes next), so a node that polls in a tight loop cannot starve a
+quiet one.
+
+Waiting is an ordinary ``await``: cancelling it (an anyio cancel scope) removes the
+waiter and hands the turn on. A token is taken only in the same synchronous step
+that returns from ``acquire``, so cancellation can never lose one.
+
+Time comes from an injected ``Clock`` so tests can run minutes of budget in seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import heapq
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from pydantic import SecretStr
+
+_EPSILON = 1e-9
+
+
+class Priority(enum.IntEnum):
+    """Lower values are granted first."""
+
+    MUTATION = 0
+    POLL = 1
+
+    @property
+    def label(self) -> str:
+        """The metric label of this priority."""
+        return "mutation" if self is Priority.MUTATION else "poll"
+
+
+class Clock(Protocol):
+    """Where the limiter reads the time and how it waits."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    """The real clock: ``time.monotonic`` and ``anyio.sleep``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    priority: Priority
+    finish: float
+    start: float
+    seq: int
+    limiter: NodeLimiter
+    queued: bool = True
+
+    def key(self) -> tuple[int, float, int]:
+        return (int(self.priority), self.finish, self.seq)
+
+    def __lt__(self, other: _Waiter) -> bool:
+        return self.key() < other.key()
+
+
+@dataclass(eq=False)
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+    """Tokens accrue only after this instant; a penalty moves it into the future."""
+
+    def refill(self, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def seconds_to_token(self, now: float) -> float:
+        self.refill(now)
+        missing = max(0.0, 1.0 - self.tokens)
+        return max(0.0, self.updated - now) + missing / self.rate
+
+
+def _size(requests_per_minute: int, headroom: float) -> tuple[float, float]:
+    """(rate per second, burst) with burst + 60 * rate equal to the target per window."""
+    if requests_per_minute < 2:
+        raise ValueError(f"requests_per_minute must be at least 2, got {requests_per_minute}")
+    if not 0.0 <= headroom < 1.0:
+        raise ValueError(f"headroom must be in [0, 1), got {headroom}")
+    target = max(2.0, math.floor(requests_per_minute * (1.0 - headroom)))
+    # A burst of a twentieth of the window (at most 10) lets a node create or delete a
+    # few groups at once without waiting, while nearly all of the budget stays a
+    # steady rate, so polls are spread out instead of bunching after a quiet spell.
+    burst = max(1.0, min(10.0, math.floor(target / 20)))
+    return (target - burst) / 60.0, burst
+
+
+class KeyBudget:
+    """The request budget of one API key on one base URL."""
+
+    def __init__(
+        self,
+        requests_per_minute: int = 240,
+        *,
+        headroom: float = 0.1,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._headroom = headroom
+        self._requests_per_minute = requests_per_minute
+        rate, burst = _size(requests_per_minute, headroom)
+        self._bucket = _Bucket(rate=rate, burst=burst, tokens=burst, updated=self._clock.now())
+        self._holders: dict[str, NodeLimiter] = {}
+        self._queue: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._virtual = {priority: 0.0 for priority in Priority}
+        self._changed: anyio.Event | None = None
+
+    # --- what nodes read to pace themselves ------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def requests_per_minute(self) -> int:
+        """The limit the server enforces, as configured."""
+        return self._requests_per_minute
+
+    @property
+    def requests_per_second(self) -> float:
+        """Sustained grant rate of the whole key (all nodes together)."""
+        return self._bucket.rate
+
+    @property
+    def burst(self) -> float:
+        return self._bucket.burst
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(sorted(self._holders))
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a token right now."""
+        return len(self._queue)
+
+    def fraction(self, node: str) -> float:
+        """The node's share of the key: its weight over the sum of registered weights."""
+        holder = self._holders.get(node)
+        if holder is None:
+            return 0.0
+        return holder.weight / sum(h.weight for h in self._holders.values())
+
+    def poll_interval(
+        self, node: str, *, requests_per_poll: float = 1.0, poll_share: float = 0.75
+    ) -> float:
+        """Seconds between a node's polls so that polls use ``poll_share`` of its share.
+
+        The rest of the share stays free for mutations, which jump the queue anyway.
+        """
+        fraction = self.fraction(node)
+        if fraction <= 0.0:
+            raise KeyError(f"node {node!r} has no share of this budget")
+        return requests_per_poll / (self.requests_per_second * fraction * poll_share)
+
+    # --- configuration ---------------------------------------------------------------
+
+    def share(self, node: str, weight: float = 1.0) -> NodeLimiter:
+        """Register a node; a second share of the same node replaces the first."""
+        if not weight > 0.0:
+            raise ValueError(f"weight must be positive, got {weight}")
+        limiter = NodeLimiter(self, node, weight)
+        self._holders[node] = limiter
+        return limiter
+
+    def reconfigure(self, requests_per_minute: int) -> None:
+        """Apply a new per-key limit (after a config reload) without losing the queue."""
+        rate, burst = _size(requests_per_minute, self._headroom)
+        self._requests_per_minute = requests_per_minute
+        self._bucket.refill(self._clock.now())
+        self._bucket.rate = rate
+        self._bucket.burst = burst
+        self._bucket.tokens = min(self._bucket.tokens, burst)
+        self._notify()
+
+    def penalize(self, seconds: float) -> None:
+        """Stop granting for ``seconds`` and start again from an empty bucket.
+
+        Called when the server answered 429: it is counting more than we think, so
+        every node of the key pauses, not just the one that was refused.
+        """
+        now = self._clock.now()
+        self._bucket.refill(now)
+        self._bucket.tokens = 0.0
+        self._bucket.updated = max(self._bucket.updated, now + max(0.0, seconds))
+        self._notify()
+
+    # --- granting ----------------------------------------------------------------------
+
+    def _unregister(self, limiter: NodeLimiter) -> None:
+        if self._holders.get(limiter.node) is limiter:
+            del self._holders[limiter.node]
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _changed_event(self) -> anyio.Event:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+    def _take(self, now: float) -> bool:
+        self._bucket.refill(now)
+        if now + _EPSILON >= self._bucket.updated and self._bucket.tokens >= 1.0 - _EPSILON:
+            self._bucket.tokens = max(0.0, self._bucket.tokens - 1.0)
+            return True
+        return False
+
+    def _enqueue(self, limiter: NodeLimiter, priority: Priority) -> _Waiter:
+        start = max(self._virtual[priority], limiter.last_finish.get(priority, 0.0))
+        finish = start + 1.0 / limiter.weight
+        limiter.last_finish[priority] = finish
+        waiter = _Waiter(priority, finish, start, next(self._seq), limiter)
+        heapq.heappush(self._queue, waiter)
+        return waiter
+
+    def _dequeue(self, waiter: _Waiter) -> None:
+        if not waiter.queued:
+            return
+        waiter.queued = False
+        self._queue.remove(waiter)
+        heapq.heapify(self._queue)
+        # A cancelled request should not count against its node's fair share.
+        if waiter.limiter.last_finish.get(waiter.priority) == waiter.finish:
+            waiter.limiter.last_finish[waiter.priority] = waiter.start
+
+    async def _acquire(self, limiter: NodeLimiter, priority: Priority) -> float:
+        began = self._clock.now()
+        waiter = self._enqueue(limiter, priority)
+        try:
+            while True:
+                if self._queue[0] is waiter:
+                    now = self._clock.now()
+                    if self._take(now):
+                        heapq.heappop(self._queue)
+                        waiter.queued = False
+                        self._virtual[priority] = waiter.finish
+                        self._notify()
+                        return now - began
+                    await self._clock.sleep(max(self._bucket.seconds_to_token(now), _EPSILON))
+                else:
+                    await self._changed_event().wait()
+        finally:
+            if waiter.queued:
+                self._dequeue(waiter)
+                self._notify()
+
+
+class NodeLimiter:
+    """One node's handle on its key's budget."""
+
+    def __init__(self, budget: KeyBudget, node: str, weight: float) -> None:
+        self._budget = budget
+        self._node = node
+        self._weight = weight
+        self._closed = False
+        self.last_finish: dict[Priority, float] = {}
+
+    def __repr__(self) -> str:
+        return f"NodeLimiter(node={self._node!r}, weight={self._weight})"
+
+    @property
+    def budget(self) -> KeyBudget:
+        return self._budget
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    @property
+    def weight(self) -> float:
+        return self._weight
+
+    async def acquire(self, priority: Priority) -> float:
+        """Wait for a grant; returns the seconds waited."""
+        if self._closed:
+            raise RuntimeError(f"the rate limiter share of node {self._node!r} is closed")
+        return await self._budget._acquire(self, priority)
+
+    def close(self) -> None:
+        """Give the node's share back to the other nodes of the key."""
+        self._closed = True
+        self._budget._unregister(self)
+
+
+@dataclass
+class KeyBudgets:
+    """Every ``KeyBudget`` of the process, found by API key and base URL.
+
+    Keys are stored only as a salted digest, so nothing here can print one.
+    """
+
+    clock: Clock | None = None
+    headroom: float = 0.1
+    _budgets: dict[str, KeyBudget] = field(default_factory=dict, repr=False)
+
+    @staticmethod
+    def _digest(api_key: SecretStr | str, base_url: str) -> str:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        material = b"salad-vk key budget\0" + key.encode() + b"\0" + base_url.rstrip("/").encode()
+        return hashlib.sha256(material).hexdigest()
+
+    def budget_for(
+        self, api_key: SecretStr | str, base_url: str, requests_per_minute: int
+    ) -> KeyBudget:
+        """The budget of this key; the last configured ``requests_per_minute`` wins."""
+        digest = self._digest(api_key, base_url)
+        budget = self._budgets.get(digest)
+        if budget is None:
+            budget = KeyBudget(requests_per_minute, headroom=self.headroom, clock=self.clock)
+            self._budgets[digest] = budget
+        elif budget.requests_per_minute != requests_per_minute:
+            budget.reconfigure(requests_per_minute)
+        return budget
+
+    def discard_unused(self) -> int:
+        """Forget budgets no node holds a share of (after nodes were removed)."""
+        unused = [d for d, b in self._budgets.items() if not b.nodes and not b.waiting]
+        for digest in unused:
+            del self._budgets[digest]
+        return len(unused)
+
+    def __len__(self) -> int:
+        return len(self._budgets)

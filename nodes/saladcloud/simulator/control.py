@@ -1,0 +1,407 @@
+"""Run-time control of a simulator: what tests and demos do behind the client's back.
+
+The same controls exist twice: as methods of ``SimulatorControl`` (the handle an
+in-process ``running_simulator`` yields) and as plain JSON over HTTP under
+``/_simulator`` (for a simulator started by ``salad-vk simulate`` in another
+process). The control routes need no API key and are not rate limited or faulted.
+
+HTTP control API (bodies and answers are JSON):
+
+``GET  /_simulator``
+    clock, time scale, projects, keys (by fingerprint) and fault settings.
+``POST /_simulator/clock``  ``{"advance": SECONDS}`` and/or ``{"time_scale": F}``
+    jump simulated time forward / change its speed.
+``GET  /_simulator/keys``   ``POST /_simulator/keys  {"api_key": K, "accepted": BOOL}``
+    request and 429 counts per key; accept a new key or revoke one at run time.
+``GET  /_simulator/faults`` ``POST /_simulator/faults {"error_rate": P, "throttle_rate": P,
+"drop_rate": P, "latency": SECONDS, "interrupt_rate": PER_HOUR, "storm": SECONDS,
+"drop_next": N}``
+    read or change the fault plan; ``storm`` answers 429 to everything for that long;
+    ``drop_next`` applies the next N requests but loses their answers.
+``POST /_simulator/projects {"project": "ORG/PROJECT"}``
+    declare another project.
+``GET  /_simulator/organizations/{org}/projects/{project}/containers``
+    every group ever created there, deleted ones included (``"deleted": true``).
+``POST /_simulator/organizations/{org}/projects/{project}/containers/{name}/{action}``
+    ``stop``, ``start``, ``delete``, ``interrupt`` (every running instance), or
+    ``exit`` with ``{"code": N}`` (every running instance's container exits).
+``GET  /_simulator/requests[?key=FINGERPRINT]``
+    the API requests served (wall time, key fingerprint, method, path, status).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import render
+from .app import WORLD
+from .clock import rfc3339
+from .keys import fingerprint
+from .lifecycle import Group
+from .options import parse_project
+from .problems import ApiProblem, not_found
+from .world import RequestRecord, World
+
+CONTROL_PREFIX = "/_simulator"
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """A group as the simulator knows it, deleted or not."""
+
+    organization: str
+    project: str
+    name: str
+    deleted: bool
+    status: str
+    running_count: int
+    document: dict[str, Any]
+    """The group's API JSON (what ``get_container_group`` would answer, were it there)."""
+
+
+@dataclass(frozen=True)
+class KeyStats:
+    fingerprint: str
+    accepted: bool
+    requests: int
+    rate_limited: int
+
+
+class SimulatorControl:
+    """Inspect and alter a running simulator's world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # --- time ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Simulated seconds since the simulator started."""
+        return self.world.clock.now()
+
+    def advance(self, seconds: float) -> float:
+        """Jump simulated time forward; every group catches up at once."""
+        self.world.clock.advance(seconds)
+        return self.world.advance()
+
+    def set_time_scale(self, time_scale: float) -> None:
+        self.world.clock.set_time_scale(time_scale)
+
+    # --- groups ------------------------------------------------------------------------------
+
+    def _snapshot(self, group: Group) -> GroupSnapshot:
+        return GroupSnapshot(
+            organization=group.organization,
+            project=group.project,
+            name=group.name,
+            deleted=group.deleted,
+            status=group.status,
+            running_count=group.counts()["running_count"],
+            document=render.container_group(group, self.world.clock),
+        )
+
+    def groups(
+        self, organization: str, project: str, *, include_deleted: bool = True
+    ) -> list[GroupSnapshot]:
+        self.world.advance()
+        found = self.world.project(organization, project).groups.values()
+        return [
+            self._snapshot(g)
+            for g in sorted(found, key=lambda g: (g.created, g.name))
+            if include_deleted or not g.deleted
+        ]
+
+    def group(self, organization: str, project: str, name: str) -> GroupSnapshot:
+        self.world.advance()
+        group = self.world.project(organization, project).groups.get(name)
+        if group is None:
+            raise KeyError(f"no container group {name} was ever in {organization}/{project}")
+        return self._snapshot(group)
+
+    def stop_group(self, organization: str, project: str, name: str) -> None:
+        self.world.advance()
+        self.world.stop_group(organization, project, name)
+
+    def start_group(self, organization: str, project: str, name: str) -> None:
+        self.world.advance()
+        self.world.start_group(organization, project, name)
+
+    def delete_group(self, organization: str, project: str, name: str) -> None:
+        self.world.advance()
+        self.world.delete_group(organization, project, name)
+
+    def interrupt(self, organization: str, project: str, name: str) -> int:
+        """Interrupt every running instance of the group; returns how many."""
+        now = self.world.advance()
+        group = self.world.group(organization, project, name)
+        running = [i for i in group.instances if i.state == "running"]
+        for instance in running:
+            group.interrupt(instance, now)
+        return len(running)
+
+    def exit_instances(self, organization: str, project: str, name: str, code: int) -> int:
+        """Make the container of every running instance exit with ``code``; returns how many."""
+        now = self.world.advance()
+        group = self.world.group(organization, project, name)
+        running = [i for i in group.instances if i.state == "running"]
+        for instance in running:
+            group.exit(instance, code, now)
+        return len(running)
+
+    def add_project(self, organization: str, project: str) -> None:
+        self.world.add_project(organization, project)
+
+    # --- keys, faults, traffic -------------------------------------------------------------
+
+    def accept_key(self, api_key: str) -> None:
+        self.world.keys.accept(api_key)
+
+    def revoke_key(self, api_key: str) -> None:
+        self.world.keys.revoke(api_key)
+
+    def key_stats(self, api_key: str) -> KeyStats:
+        state = self.world.keys.state(api_key)
+        if state is None:
+            return KeyStats(fingerprint(api_key), False, 0, 0)
+        return KeyStats(fingerprint(api_key), state.accepted, state.requests, state.rate_limited)
+
+    def all_key_stats(self) -> list[KeyStats]:
+        return [
+            KeyStats(fingerprint(key), s.accepted, s.requests, s.rate_limited)
+            for key, s in self.world.keys.items()
+        ]
+
+    def set_faults(
+        self,
+        *,
+        error_rate: float | None = None,
+        throttle_rate: float | None = None,
+        drop_rate: float | None = None,
+        latency: float | None = None,
+        interrupt_rate: float | None = None,
+    ) -> None:
+        settings = self.world.faults.settings
+        for name, value, high in (
+            ("error_rate", error_rate, 1.0),
+            ("throttle_rate", throttle_rate, 1.0),
+            ("drop_rate", drop_rate, 1.0),
+            ("latency", latency, 60.0),
+            ("interrupt_rate", interrupt_rate, float("inf")),
+        ):
+            if value is None:
+                continue
+            if not 0.0 <= value <= high:
+                raise ValueError(f"{name} must be between 0 and {high}, got {value}")
+            setattr(settings, name, float(value))
+
+    def drop_next(self, count: int = 1) -> None:
+        """Apply the next ``count`` API requests but lose their answers (connection closed)."""
+        if count < 0:
+            raise ValueError(f"count cannot be negative, got {count}")
+        self.world.faults.settings.drop_next = count
+
+    def storm(self, seconds: float) -> None:
+        """Answer 429 to every API request for the next ``seconds`` of wall time."""
+        self.world.faults.storm(seconds)
+
+    def requests(self, api_key: str | None = None) -> list[RequestRecord]:
+        wanted = fingerprint(api_key) if api_key is not None else None
+        return [r for r in self.world.requests if wanted is None or r.key == wanted]
+
+    def summary(self) -> dict[str, Any]:
+        clock = self.world.clock
+        return {
+            "time": clock.now(),
+            "now": rfc3339(clock.datetime_at(clock.now())),
+            "time_scale": clock.time_scale,
+            "projects": [
+                f"{org.name}/{project}"
+                for org in self.world.organizations.values()
+                for project in org.projects
+            ],
+            "keys": [asdict(stats) for stats in self.all_key_stats()],
+            "faults": self.fault_settings(),
+        }
+
+    def fault_settings(self) -> dict[str, Any]:
+        settings = self.world.faults.settings
+        return {
+            "error_rate": settings.error_rate,
+            "throttle_rate": settings.throttle_rate,
+            "drop_rate": settings.drop_rate,
+            "latency": settings.latency,
+            "interrupt_rate": settings.interrupt_rate,
+            "drop_next": settings.drop_next,
+            "storming": self.world.faults.storming(),
+        }
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+def _control(request: web.Request) -> SimulatorControl:
+    return SimulatorControl(request.app[WORLD])
+
+
+async def _document(request: web.Request) -> dict[str, Any]:
+    try:
+        document = json.loads(await request.read() or b"{}")
+    except ValueError:
+        raise ApiProblem(400, "Bad Request", "the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise ApiProblem(400, "Bad Request", "the body must be a JSON object")
+    return document
+
+
+def _number(document: dict[str, Any], name: str) -> float | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiProblem(400, "Bad Request", f"{name} must be a number")
+    return float(value)
+
+
+async def _summary(request: web.Request) -> web.Response:
+    return web.json_response(_control(request).summary())
+
+
+async def _clock(request: web.Request) -> web.Response:
+    control = _control(request)
+    document = await _document(request)
+    scale = _number(document, "time_scale")
+    if scale is not None:
+        if scale <= 0:
+            raise ApiProblem(400, "Bad Request", "time_scale must be positive")
+        control.set_time_scale(scale)
+    seconds = _number(document, "advance")
+    if seconds is not None:
+        if seconds < 0:
+            raise ApiProblem(400, "Bad Request", "advance must not be negative")
+        control.advance(seconds)
+    return web.json_response(control.summary())
+
+
+async def _keys(request: web.Request) -> web.Response:
+    control = _control(request)
+    if request.method == "POST":
+        document = await _document(request)
+        key = document.get("api_key")
+        if not isinstance(key, str) or not key:
+            raise ApiProblem(400, "Bad Request", "api_key must be a non-empty string")
+        if document.get("accepted", True):
+            control.accept_key(key)
+        else:
+            control.revoke_key(key)
+    return web.json_response([asdict(s) for s in control.all_key_stats()])
+
+
+async def _faults(request: web.Request) -> web.Response:
+    control = _control(request)
+    if request.method == "POST":
+        document = await _document(request)
+        unknown = set(document) - {
+            "error_rate",
+            "throttle_rate",
+            "drop_rate",
+            "latency",
+            "interrupt_rate",
+            "storm",
+            "drop_next",
+        }
+        if unknown:
+            raise ApiProblem(400, "Bad Request", f"unknown fault settings: {sorted(unknown)}")
+        try:
+            control.set_faults(
+                error_rate=_number(document, "error_rate"),
+                throttle_rate=_number(document, "throttle_rate"),
+                drop_rate=_number(document, "drop_rate"),
+                latency=_number(document, "latency"),
+                interrupt_rate=_number(document, "interrupt_rate"),
+            )
+        except ValueError as exc:
+            raise ApiProblem(400, "Bad Request", str(exc)) from None
+        storm = _number(document, "storm")
+        if storm is not None:
+            control.storm(storm)
+        drop_next = _number(document, "drop_next")
+        if drop_next is not None:
+            control.drop_next(int(drop_next))
+    return web.json_response(control.fault_settings())
+
+
+async def _projects(request: web.Request) -> web.Response:
+    control = _control(request)
+    document = await _document(request)
+    try:
+        ref = parse_project(str(document.get("project", "")))
+    except ValueError as exc:
+        raise ApiProblem(400, "Bad Request", str(exc)) from None
+    control.add_project(ref.organization, ref.project)
+    return web.json_response(control.summary())
+
+
+async def _groups(request: web.Request) -> web.Response:
+    control = _control(request)
+    snapshots = control.groups(request.match_info["organization"], request.match_info["project"])
+    return web.json_response({"items": [{**s.document, "deleted": s.deleted} for s in snapshots]})
+
+
+async def _group_action(request: web.Request) -> web.Response:
+    control = _control(request)
+    organization, project, name, action = (
+        request.match_info[k] for k in ("organization", "project", "name", "action")
+    )
+    affected = 1
+    if action == "stop":
+        control.stop_group(organization, project, name)
+    elif action == "start":
+        control.start_group(organization, project, name)
+    elif action == "delete":
+        control.delete_group(organization, project, name)
+    elif action == "interrupt":
+        affected = control.interrupt(organization, project, name)
+    elif action == "exit":
+        code = _number(await _document(request), "code")
+        affected = control.exit_instances(organization, project, name, int(code or 0))
+    else:
+        raise not_found(f"control action {action}")
+    return web.json_response({"affected": affected})
+
+
+async def _requests(request: web.Request) -> web.Response:
+    control = _control(request)
+    wanted = request.query.get("key")
+    records = [asdict(r) for r in control.requests() if wanted is None or r.key == wanted]
+    return web.json_response(records)
+
+
+@web.middleware
+async def control_problems(request: web.Request, handler: Any) -> web.StreamResponse:
+    if not request.path.startswith(CONTROL_PREFIX):
+        response: web.StreamResponse = await handler(request)
+        return response
+    try:
+        response = await handler(request)
+    except ApiProblem as problem:
+        return web.json_response(problem.body(), status=problem.status)
+    return response
+
+
+def add_control_routes(app: web.Application) -> None:
+    router = app.router
+    groups = CONTROL_PREFIX + "/organizations/{organization}/projects/{project}/containers"
+    router.add_get(CONTROL_PREFIX, _summary)
+    router.add_post(CONTROL_PREFIX + "/clock", _clock)
+    router.add_get(CONTROL_PREFIX + "/keys", _keys)
+    router.add_post(CONTROL_PREFIX + "/keys", _keys)
+    router.add_get(CONTROL_PREFIX + "/faults", _faults)
+    router.add_post(CONTROL_PREFIX + "/faults", _faults)
+    router.add_post(CONTROL_PREFIX + "/projects", _projects)
+    router.add_get(groups, _groups)
+    router.add_post(groups + "/{name}/{action}", _group_action)
+    router.add_get(CONTROL_PREFIX + "/requests", _requests)
