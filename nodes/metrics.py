@@ -123,6 +123,12 @@ class NodeMetrics:
             ["node"],
             registry=registry,
         )
+        self.kubernetes_requests = Counter(
+            "salad_vk_kubernetes_requests_total",
+            "Kubernetes API requests by verb, resource and HTTP status code.",
+            ["node", "verb", "resource", "code"],
+            registry=registry,
+        )
         self.orphans_deleted = Counter(
             "salad_vk_orphaned_groups_deleted_total",
             "Container groups deleted because no live pod owns them.",
@@ -150,6 +156,7 @@ class NodeMetrics:
             self.pod_refusals,
             self.saladcloud_up,
             self.orphans_deleted,
+            self.kubernetes_requests,
         ):
             _remove_node_series(family, node)
 

@@ -134,6 +134,11 @@ class SaladClient:
         return self._organization
 
     @property
+    def limiter(self) -> NodeLimiter:
+        """This node's share of its key's budget (the node paces its polls by it)."""
+        return self._limiter
+
+    @property
     def project(self) -> str:
         return self._project
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, cast
 
+from config.country_codes import COUNTRY_CODES as KNOWN_COUNTRY_CODES
 from nodes.saladcloud.models import (
     PRIORITIES,
     ContainerLogging,
@@ -22,7 +23,6 @@ from nodes.saladcloud.models import (
     GpuClass,
     Priority,
 )
-from config.country_codes import COUNTRY_CODES as KNOWN_COUNTRY_CODES
 from nodes.translate.gpu_classes import resolve_gpu_classes
 from nodes.translate.logging_providers import LOGGING_ANNOTATIONS, container_logging
 from nodes.translate.pod_json import container_port

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nodes.saladcloud.models import PRIORITIES, GpuClass
 from config.country_codes import COUNTRY_CODES as KNOWN_COUNTRY_CODES
+from nodes.saladcloud.models import PRIORITIES, GpuClass
 
 DEFAULT_CPU = 1
 """vCPUs for a container that states neither a cpu limit nor a request."""

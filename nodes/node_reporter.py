@@ -1,0 +1,173 @@
+"""Registers the Node and keeps its status and outage taint true.
+
+Status is patched when something in it changes (a SaladCloud health transition,
+capacity) and otherwise every ``status_report_interval`` (5 min, like the kubelet's
+``nodeStatusReportFrequency``); liveness itself travels by the Lease. Patches are
+strategic merges keyed on condition ``type``, so conditions written by others
+(node-problem-detector, an operator) are kept.
+
+Taints are ``spec`` and a list without a merge key, so they are read, edited and
+written back under the object's resourceVersion: the node lifecycle controller's
+own taints survive, and a concurrent change makes us retry instead of clobbering.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
+from .node_object import (
+    SaladHealth,
+    node_labels,
+    node_manifest,
+    node_status,
+    status_changed,
+    taints_with_unavailability,
+)
+from .settings import NodeSettings
+
+log = logging.getLogger(__name__)
+
+
+class NodeReporter:
+    def __init__(self, kube: KubeClient, settings: NodeSettings) -> None:
+        self._kube = kube.unlimited()
+        self._settings = settings
+        self._path = f"/api/v1/nodes/{settings.name}"
+        self.uid = ""
+        self._health = SaladHealth.unknown()
+        self._written: dict[str, Any] = {}
+        self._tainted: bool | None = None
+        """Whether our outage taint was last seen on the node; None: not checked yet."""
+        self._wake = anyio.Event()
+        self._extra = {"node": settings.name, "project": settings.project}
+
+    @property
+    def health(self) -> SaladHealth:
+        return self._health
+
+    def set_health(self, health: SaladHealth) -> None:
+        """Record SaladCloud's health; a change is written at once."""
+        if health != self._health:
+            if health.reachable != self._health.reachable or health.reason != self._health.reason:
+                log.log(
+                    logging.INFO if health.reachable else logging.WARNING,
+                    "SaladCloud %s: %s (%s)",
+                    "reachable" if health.reachable else "unavailable",
+                    health.message,
+                    health.reason,
+                    extra=self._extra,
+                )
+            self._health = health
+            self._wake.set()
+
+    async def register(self) -> dict[str, Any]:
+        """Create the Node, or adopt the existing one; return it (``uid`` is set)."""
+        try:
+            node = await self._kube.get(self._path)
+        except KubeNotFound:
+            node = await self._kube.post("/api/v1/nodes", node_manifest(self._settings))
+            log.info("registered node", extra=self._extra)
+        else:
+            node = await self._adopt(node)
+        self.uid = str(node["metadata"]["uid"])
+        self._written = node.get("status") or {}
+        self._tainted = None
+        await self._write_status(force=True)
+        return node
+
+    async def _adopt(self, node: dict[str, Any]) -> dict[str, Any]:
+        """Bring labels, providerID and configured taints of an existing Node up to date."""
+        meta = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        labels = node_labels(self._settings)
+        taints = list(spec.get("taints") or [])
+        present = {(t.get("key"), t.get("effect")) for t in taints}
+        missing = [dict(t) for t in self._settings.taints if (t["key"], t["effect"]) not in present]
+        patch: dict[str, Any] = {}
+        if any((meta.get("labels") or {}).get(k) != v for k, v in labels.items()):
+            patch["metadata"] = {"labels": labels}
+        if spec.get("providerID") != self._settings.provider_id and not spec.get("providerID"):
+            patch.setdefault("spec", {})["providerID"] = self._settings.provider_id
+        if missing:
+            patch.setdefault("spec", {})["taints"] = taints + missing
+            patch.setdefault("metadata", {})["resourceVersion"] = meta.get("resourceVersion")
+        if not patch:
+            return node
+        return await self._kube.patch(self._path, patch, kind="merge")
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_report = time.monotonic() + self._settings.status_report_interval
+        while True:
+            with anyio.move_on_after(max(0.0, next_report - time.monotonic())):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            due = time.monotonic() >= next_report
+            try:
+                await self._write_taints()
+                await self._write_status(force=due)
+            except KubeNotFound:
+                log.warning("node object is gone; registering it again", extra=self._extra)
+                await self.register_retrying()
+            except KubeError as error:
+                log.warning("node status write failed: %s", error, extra=self._extra)
+                await anyio.sleep(2)
+                self._wake.set()
+                continue
+            if due:
+                next_report = time.monotonic() + self._settings.status_report_interval
+
+    async def register_retrying(self) -> None:
+        """``register`` until it succeeds, backing off up to 30 s between attempts."""
+        backoff = 0.5
+        while True:
+            try:
+                await self.register()
+            except KubeError as error:
+                log.warning("node registration failed: %s", error, extra=self._extra)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            else:
+                return
+
+    async def _write_status(self, *, force: bool) -> None:
+        now = datetime.now(UTC)
+        status = node_status(
+            self._settings, self._health, now, self._written.get("conditions") or ()
+        )
+        if not force and not status_changed(status, self._written):
+            return
+        node = await self._kube.patch(f"{self._path}/status", {"status": status})
+        self._written = node.get("status") or status
+
+    async def _write_taints(self) -> None:
+        unavailable = not self._health.reachable
+        if self._tainted == unavailable:
+            return
+        for _ in range(5):
+            node = await self._kube.get(self._path)
+            taints = (node.get("spec") or {}).get("taints") or []
+            wanted = taints_with_unavailability(taints, unavailable)
+            if wanted is None:
+                self._tainted = unavailable
+                return
+            try:
+                await self._kube.patch(
+                    self._path,
+                    {
+                        "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
+                        "spec": {"taints": wanted},
+                    },
+                    kind="merge",
+                )
+            except KubeConflict:
+                continue
+            self._tainted = unavailable
+            return

@@ -1,0 +1,68 @@
+"""What one virtual node needs to know about itself, as plain immutable data.
+
+The supervisor builds a ``NodeSettings`` from the projects file and the process
+settings; tests build one directly. Keeping the node independent of the file format
+means a config change can only reach a node by building a new ``NodeSettings``,
+which is exactly when the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.node import DEFAULT_CAPACITY
+from config.node import PROVIDER_TAINT as _PROVIDER_TAINT
+
+PROVIDER_TAINT: dict[str, Any] = _PROVIDER_TAINT.model_dump(exclude_none=True)
+
+UNAVAILABLE_TAINT_KEY = "salad.com/saladcloud-unavailable"
+"""Put on the node (NoSchedule) while SaladCloud refuses its key or cannot be reached."""
+
+
+def default_identity() -> str:
+    """Who holds the leases: the pod name in a cluster, the host name elsewhere."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    name: str
+    """The Kubernetes Node name."""
+    organization: str
+    project: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, Any], ...] = (PROVIDER_TAINT,)
+    capacity: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
+
+    node_ip: str = "127.0.0.1"
+    """The node's InternalIP: the supervisor's own pod IP (all nodes share it)."""
+    kubelet_port: int = 10250
+    identity: str = field(default_factory=default_identity)
+    version: str = "0.0.0"
+
+    poll_interval: float = 10.0
+    """Seconds between two lists of the project's container groups (at least)."""
+    lease_duration_seconds: int = 40
+    lease_renew_interval: float = 10.0
+    status_report_interval: float = 300.0
+    """Node status is patched on change, and at least this often."""
+    resync_interval: float = 300.0
+    """A full pod re-list as a safety net under the watch."""
+    orphan_min_age: float = 600.0
+    """A group this run of the node has seen for less than this is never garbage-collected."""
+    delete_confirm_timeout: float = 120.0
+    """How long a deleted pod waits for its group to vanish before it is removed anyway."""
+
+    default_country_codes: tuple[str, ...] = ()
+    default_gpu_classes: tuple[str, ...] = ()
+    default_priority: str | None = None
+
+    @property
+    def provider_id(self) -> str:
+        # A providerID keeps cloud node controllers (EKS, GKE, AKS) from deleting a
+        # node they cannot find in their own cloud.
+        return f"salad://{self.organization}/{self.project}"
