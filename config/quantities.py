@@ -35,6 +35,8 @@ def parse_quantity(text: str) -> Decimal:
     if suffix:
         exponent = int(suffix[1:])
         if abs(exponent) > _MAX_EXPONENT:
-            raise ValueError(f"{text!r}: exponent {exponent} is out of range (at most {_MAX_EXPONENT})")
+            raise ValueError(
+                f"{text!r}: exponent {exponent} is out of range (at most {_MAX_EXPONENT})"
+            )
         return number.scaleb(exponent)
     return number

@@ -114,11 +114,12 @@ class ProcessSettings(BaseSettings):
         30.0, gt=0, description="Seconds to wait for a free connection in the HTTP pool."
     )
     kube_max_connections: int = Field(
-        256,
-        ge=1,
-        description="Connections the shared Kubernetes client may open; every open watch"
-        " holds one, so keep it above (nodes x watches per node) plus room for lease"
-        " renewals and status writes.",
+        0,
+        ge=0,
+        description="Connections the shared Kubernetes client may open; 0 sets no"
+        " pool-wide limit, because each node bounds its own use (one pod watch, one lease"
+        " writer, at most 8 concurrent pod writes) and a pool-wide cap would let one busy"
+        " node hold back another's lease renewals.",
     )
     kube_request_timeout_seconds: float = Field(
         20.0,

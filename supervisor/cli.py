@@ -11,7 +11,7 @@ import platform
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, cmd_check_config, cmd_run, cmd_simulate
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run SaladCloud projects as virtual Kubernetes nodes, many in one process.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    cmd_run.register(commands)
+    cmd_check_config.register(commands)
+    cmd_simulate.register(commands)
     show = commands.add_parser("version", help="print the version and exit")
     show.set_defaults(handler=_version)
     return parser

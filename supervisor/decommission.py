@@ -1,0 +1,99 @@
+"""What happens to a node that was removed from the projects file.
+
+``drain`` (the default) keeps the node serving while it empties: it is cordoned so
+nothing new lands on it, each of its pods is deleted gracefully — the node itself
+then deletes the pod's container group and confirms the pod's removal, exactly as
+for any other deletion — and only when no pod is left (or ``drain_timeout``
+passed) is its task stopped and its Node and Lease deleted.
+
+``orphan`` stops the node and deletes Node and Lease at once: Kubernetes' pod
+garbage collector then removes the pods, but their container groups keep running
+in SaladCloud until someone deletes them. ``keep`` only stops serving: the Node
+stays, goes NotReady, and its pods are eventually evicted by Kubernetes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from config import DecommissionPolicy
+from nodes.kube import KubeClient, KubeError, KubeNotFound
+
+log = logging.getLogger(__name__)
+
+_POLL = 2.0
+
+
+async def _pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
+    page = await kube.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={node}"})
+    return list(page.get("items") or [])
+
+
+async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
+    """Cordon ``node`` and delete its pods gracefully; return how many were left."""
+    await kube.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+    deleted: set[str] = set()
+    remaining: list[dict[str, object]] = []
+    with anyio.move_on_after(give_up_after):
+        while True:
+            remaining = await _pods_on(kube, node)
+            if not remaining:
+                return 0
+            for pod in remaining:
+                meta = pod.get("metadata") or {}
+                assert isinstance(meta, dict)
+                uid = str(meta.get("uid"))
+                if uid in deleted or meta.get("deletionTimestamp"):
+                    continue
+                with contextlib.suppress(KubeNotFound):
+                    await kube.delete(
+                        f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}",
+                        {"preconditions": {"uid": uid}},
+                    )
+                deleted.add(uid)
+            await anyio.sleep(_POLL)
+    return len(remaining)
+
+
+async def remove_node_objects(kube: KubeClient, node: str) -> None:
+    """Delete the Lease and the Node; either may already be gone."""
+    for path in (
+        f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}",
+        f"/api/v1/nodes/{node}",
+    ):
+        try:
+            await kube.delete(path)
+        except KubeNotFound:
+            continue
+
+
+async def decommission(
+    kube: KubeClient,
+    node: str,
+    policy: DecommissionPolicy,
+    stop_node: Callable[[], Awaitable[None]],
+    drain_timeout: float,
+) -> None:
+    """Retire ``node`` by ``policy``; ``stop_node`` cancels its task and waits for it."""
+    log.info("decommissioning node (policy %s)", policy.value, extra={"node": node})
+    try:
+        if policy == DecommissionPolicy.DRAIN:
+            left = await drain(kube, node, drain_timeout)
+            if left:
+                log.warning(
+                    "%d pods still on the node after %.0fs; removing it anyway",
+                    left,
+                    drain_timeout,
+                    extra={"node": node},
+                )
+        await stop_node()
+        if policy in (DecommissionPolicy.DRAIN, DecommissionPolicy.ORPHAN):
+            await remove_node_objects(kube, node)
+    except KubeError as error:
+        log.error("decommissioning failed: %s", error, extra={"node": node})
+        await stop_node()
+    log.info("node decommissioned", extra={"node": node})

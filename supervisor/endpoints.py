@@ -1,0 +1,103 @@
+"""``/metrics``, ``/healthz`` and ``/readyz`` on one port, plus the event-loop lag probe.
+
+Every node shares the one event loop, so its responsiveness is the process's health:
+a timer that should fire every 0.25 s measures how late it fires (a histogram for
+dashboards), and ``/healthz`` fails when the loop stopped keeping time.
+``/readyz`` is "every configured node is registered and renewing its lease", the
+condition under which the Helm chart's Service and rollouts should count us ready.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import anyio
+from aiohttp import web
+from anyio.abc import TaskStatus
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from config import parse_listen_address
+
+from .metrics import ProcessMetrics
+
+_TICK = 0.25
+_STALE_AFTER = 5.0
+
+
+class LoopLag:
+    """Measures event-loop lag; ``responsive`` is what /healthz answers."""
+
+    def __init__(self, metrics: ProcessMetrics | None = None) -> None:
+        self._metrics = metrics
+        self.last_tick = time.monotonic()
+        self.last_lag = 0.0
+        self.worst_lag = 0.0
+
+    @property
+    def responsive(self) -> bool:
+        return time.monotonic() - self.last_tick < _STALE_AFTER and self.last_lag < _STALE_AFTER
+
+    async def run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(_TICK)
+            self.last_tick = time.monotonic()
+            self.last_lag = max(0.0, self.last_tick - before - _TICK)
+            self.worst_lag = max(self.worst_lag, self.last_lag)
+            if self._metrics is not None:
+                self._metrics.event_loop_lag.observe(self.last_lag)
+
+
+class Endpoints:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        lag: LoopLag,
+        readiness: Callable[[], Mapping[str, bool]],
+    ) -> None:
+        self._registry = registry
+        self._lag = lag
+        self._readiness = readiness
+        self.port: int | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        if self._lag.responsive:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text=f"event loop lagging: {self._lag.last_lag:.1f}s\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        nodes = self._readiness()
+        waiting = sorted(name for name, ready in nodes.items() if not ready)
+        if waiting:
+            return web.Response(status=503, text="not ready: " + ", ".join(waiting) + "\n")
+        return web.Response(text=f"ok: {len(nodes)} nodes ready\n")
+
+    async def serve(
+        self, address: str, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on ``address`` (``host:port``; port 0 picks one) until cancelled."""
+        host, port = parse_listen_address(address)
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            sockets = getattr(site._server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1]) if sockets else port
+            task_status.started(self.port)
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()

@@ -1,0 +1,46 @@
+"""Process-level metric families (per-node ones are ``nodes.metrics.NodeMetrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ProcessMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.nodes_configured = Gauge(
+            "salad_vk_nodes_configured",
+            "Nodes listed in the current projects file.",
+            registry=registry,
+        )
+        self.nodes_running = Gauge(
+            "salad_vk_nodes_running",
+            "Nodes whose task is serving (registered and heartbeating).",
+            registry=registry,
+        )
+        self.node_restarts = Counter(
+            "salad_vk_node_restarts_total",
+            "Times a node's task failed and was restarted, by node.",
+            ["node"],
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "salad_vk_config_reloads_total",
+            "Projects-file changes seen, by result: applied, or invalid"
+            " (the old config kept running).",
+            ["result"],
+            registry=registry,
+        )
+        self.event_loop_lag = Histogram(
+            "salad_vk_event_loop_lag_seconds",
+            "How late a timer that should fire every 0.25 s actually fired.",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.decommissions = Counter(
+            "salad_vk_node_decommissions_total",
+            "Nodes removed from the config and decommissioned, by policy.",
+            ["policy"],
+            registry=registry,
+        )

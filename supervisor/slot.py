@@ -1,0 +1,107 @@
+"""One supervised node: its own cancel scope, restarts with capped jittered backoff.
+
+A node's failure stays inside its slot: every exception is caught here, logged,
+counted, and answered by a restart after a delay that doubles up to a cap (with
+jitter, so nodes that failed together do not retry together) and resets once an
+incarnation has run long enough to call itself healthy. Cancellation is the one
+thing that passes through: it is how the supervisor stops or replaces a node.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .logs import node_context
+from .metrics import ProcessMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Runnable(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    async def run(self, *, task_status: TaskStatus[None] = ...) -> None: ...
+
+
+class NodeSlot:
+    def __init__(
+        self,
+        name: str,
+        project: str,
+        build: Callable[[], Runnable],
+        *,
+        metrics: ProcessMetrics | None = None,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        healthy_after: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.project = project
+        self._build = build
+        self._metrics = metrics
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._healthy_after = healthy_after
+        self.node: Runnable | None = None
+        self.restarts = 0
+        self.scope = anyio.CancelScope()
+        self.stopped = anyio.Event()
+        self.serving = anyio.Event()
+        """Set once the first incarnation has registered its node and listed its pods."""
+
+    @property
+    def ready(self) -> bool:
+        return self.node is not None and self.node.ready
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            with self.scope, node_context(self.name, self.project):
+                attempt = 0
+                while True:
+                    started = time.monotonic()
+                    await self._run_once()
+                    if time.monotonic() - started > self._healthy_after:
+                        attempt = 0
+                    delay = min(self._backoff_max, self._backoff_initial * 2**attempt)
+                    delay *= random.uniform(0.5, 1.0)  # noqa: S311
+                    attempt += 1
+                    log.info("restarting node in %.1fs", delay)
+                    await anyio.sleep(delay)
+        finally:
+            self.node = None
+            self.stopped.set()
+
+    async def _run_once(self) -> None:
+        try:
+            self.node = self._build()
+            async with anyio.create_task_group() as group:
+                await group.start(self._serve, self.node)
+                self.serving.set()
+        except Exception:
+            self.restarts += 1
+            if self._metrics is not None:
+                self._metrics.node_restarts.labels(node=self.name).inc()
+            log.exception("node failed")
+        else:
+            # A node only returns if something is wrong with it: serving is forever.
+            self.restarts += 1
+            if self._metrics is not None:
+                self._metrics.node_restarts.labels(node=self.name).inc()
+            log.error("node stopped unexpectedly")
+        finally:
+            self.node = None
+
+    @staticmethod
+    async def _serve(node: Runnable, *, task_status: TaskStatus[None]) -> None:
+        await node.run(task_status=task_status)

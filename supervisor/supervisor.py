@@ -1,0 +1,288 @@
+"""The process: one slot per configured node, shared pools, hot reload of the config.
+
+Everything shared is created by the caller and passed in — the HTTP pool for
+SaladCloud, the Kubernetes ``ApiClient``, the Prometheus registry, the per-key rate
+budgets — and every node gets the same objects. Nodes never share anything else:
+each runs in its own ``NodeSlot`` (own cancel scope, own restarts), so one node
+failing, restarting or being replaced leaves the others' tasks untouched.
+
+The projects file is polled by content hash (through symlinks, as a mounted
+ConfigMap changes by a ``..data`` swap), together with every key file it names.
+A change is loaded and checked in full before anything is touched: an invalid file
+changes nothing, and its problems are logged with file, line and key path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup, TaskStatus
+from kubernetes_asyncio.client.api_client import ApiClient
+from prometheus_client import CollectorRegistry
+
+from config import (
+    ConfigError,
+    NodeConfig,
+    ProcessSettings,
+    ProjectsConfig,
+    content_hash,
+    load_projects,
+)
+from nodes.kube import KubeClient
+from nodes.metrics import NodeMetrics
+from nodes.node import VirtualNode
+from nodes.saladcloud.client import SaladClient
+from nodes.saladcloud.ratelimit import KeyBudgets
+from nodes.settings import NodeSettings, default_identity
+
+from . import __version__
+from .decommission import decommission
+from .endpoints import Endpoints, LoopLag
+from .logs import Redactor
+from .metrics import ProcessMetrics
+from .slot import NodeSlot, Runnable
+
+log = logging.getLogger(__name__)
+
+_RETRY_INVALID_AFTER = 30.0
+_DRAIN_TIMEOUT = 300.0
+
+NodeBuilder = Callable[[NodeConfig], Runnable]
+
+
+@dataclass
+class Shared:
+    """What every node of the process shares; created once, by the caller."""
+
+    kube_api: ApiClient
+    http: httpx.AsyncClient
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def __post_init__(self) -> None:
+        self.node_metrics = NodeMetrics(self.registry)
+        self.process_metrics = ProcessMetrics(self.registry)
+        self.budgets = KeyBudgets()
+
+
+class _Incarnation:
+    """One run of one node, owning its share of its API key's rate budget."""
+
+    def __init__(self, node: VirtualNode, release: Callable[[], None]) -> None:
+        self.node = node
+        self._release = release
+
+    @property
+    def ready(self) -> bool:
+        return self.node.ready
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self.node.run(task_status=task_status)
+        finally:
+            self._release()
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: ProcessSettings,
+        shared: Shared,
+        *,
+        environ: Mapping[str, str],
+        node_ip: str = "127.0.0.1",
+        identity: str | None = None,
+        build_node: NodeBuilder | None = None,
+        drain_timeout: float = _DRAIN_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.shared = shared
+        self._environ = environ
+        self._node_ip = node_ip
+        self._identity = identity or default_identity()
+        self._build_node = build_node or self.build_default_node
+        self._drain_timeout = drain_timeout
+        self.metrics = shared.process_metrics
+        self.metrics.nodes_running.set_function(lambda: float(sum(self.readiness().values())))
+        self.lag = LoopLag(self.metrics)
+        self.endpoints = Endpoints(shared.registry, self.lag, self.readiness)
+        self.config: ProjectsConfig | None = None
+        self.slots: dict[str, NodeSlot] = {}
+        self._retiring: set[str] = set()
+        self._kube = KubeClient(shared.kube_api, node="-supervisor-")
+        self._group: TaskGroup | None = None
+
+    # --- readiness ---------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, bool]:
+        configured = self.config.nodes_by_name if self.config else {}
+        return {name: name in self.slots and self.slots[name].ready for name in configured}
+
+    # --- building nodes ------------------------------------------------------------------
+
+    def node_settings(self, node: NodeConfig) -> NodeSettings:
+        s = self.settings
+        return NodeSettings(
+            name=node.name,
+            organization=node.organization,
+            project=node.project,
+            labels=dict(node.labels),
+            taints=tuple(t.model_dump(exclude_none=True) for t in node.taints),
+            capacity=dict(node.capacity),
+            node_ip=self._node_ip,
+            identity=self._identity,
+            version=__version__,
+            poll_interval=node.poll_interval,
+            lease_duration_seconds=s.lease_duration_seconds,
+            lease_renew_interval=s.lease_renew_interval_seconds,
+            status_report_interval=s.node_status_interval_seconds,
+            default_country_codes=tuple(node.default_country_codes),
+            default_gpu_classes=tuple(node.default_gpu_classes),
+            default_priority=node.default_priority,
+        )
+
+    def build_default_node(self, node: NodeConfig) -> Runnable:
+        """A virtual node for ``node`` on the shared pools, with its key budget share."""
+        shared = self.shared
+        budget = shared.budgets.budget_for(node.api_key, node.salad_api_url, node.api_rate_limit)
+        limiter = budget.share(node.name, node.rate_limit_share)
+        salad = SaladClient(
+            shared.http,
+            base_url=node.salad_api_url,
+            api_key=node.api_key,
+            organization=node.organization,
+            project=node.project,
+            limiter=limiter,
+            node=node.name,
+            metrics=shared.node_metrics,
+        )
+        virtual = VirtualNode(
+            self.node_settings(node),
+            kube_api=shared.kube_api,
+            salad=salad,
+            metrics=shared.node_metrics,
+        )
+        return _Incarnation(virtual, limiter.close)
+
+    # --- running -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Load the config (an invalid one at start-up is fatal), serve every node, and
+        follow the file until cancelled."""
+        config = load_projects(self.settings.config, self._environ)
+        async with anyio.create_task_group() as group:
+            self._group = group
+            group.start_soon(self.lag.run)
+            await group.start(self.endpoints.serve, self.settings.metrics_address)
+            self._apply(config)
+            group.start_soon(self._follow_config)
+            task_status.started()
+
+    def _start_slot(self, node: NodeConfig) -> None:
+        assert self._group is not None
+        s = self.settings
+        slot = NodeSlot(
+            node.name,
+            node.project,
+            lambda: self._build_node(node),
+            metrics=self.metrics,
+            backoff_initial=s.restart_backoff_initial_seconds,
+            backoff_max=s.restart_backoff_max_seconds,
+        )
+        self.slots[node.name] = slot
+        self._group.start_soon(slot.run, name=f"node {node.name}")
+
+    def _apply(self, new: ProjectsConfig) -> None:
+        """Start added nodes, restart changed ones, retire removed ones."""
+        assert self._group is not None
+        old = self.config
+        self.config = new
+        for node in new.nodes:
+            self.shared.redactor.add(node.api_key.get_secret_value())
+        self.metrics.nodes_configured.set(len(new.nodes))
+        if old is None:
+            for node in new.nodes:
+                self._start_slot(node)
+            return
+        diff = old.diff(new)
+        for name, change in diff.changed.items():
+            log.info(
+                "node changed (%s); restarting it",
+                ", ".join(change.changed_keys),
+                extra={"node": name},
+            )
+            self._group.start_soon(self._replace, change.new)
+        for name, node in diff.added.items():
+            log.info("node added", extra={"node": name, "project": node.project})
+            if name in self._retiring or name in self.slots:
+                self._group.start_soon(self._replace, node)
+            else:
+                self._start_slot(node)
+        for name in diff.removed:
+            self._group.start_soon(self._retire, name)
+
+    async def _replace(self, node: NodeConfig) -> None:
+        """Stop the running incarnation of a node (if any), then start the new config."""
+        while node.name in self._retiring:
+            await anyio.sleep(0.5)
+        current = self.slots.get(node.name)
+        if current is not None:
+            current.stop()
+            await current.stopped.wait()
+        if self.config is not None and self.config.nodes_by_name.get(node.name) == node:
+            self._start_slot(node)
+
+    async def _retire(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is None or name in self._retiring:
+            return
+        self._retiring.add(name)
+
+        async def stop() -> None:
+            slot.stop()
+            await slot.stopped.wait()
+
+        try:
+            await decommission(
+                self._kube, name, self.settings.decommission_policy, stop, self._drain_timeout
+            )
+            self.metrics.decommissions.labels(policy=self.settings.decommission_policy.value).inc()
+            self.shared.node_metrics.forget_node(name)
+        finally:
+            self._retiring.discard(name)
+            if self.slots.get(name) is slot:
+                del self.slots[name]
+
+    async def _follow_config(self) -> None:
+        assert self.config is not None
+        path = self.settings.config
+        seen = dict(self.config.source_hashes)
+        failed_at: float | None = None
+        while True:
+            await anyio.sleep(self.settings.config_poll_interval_seconds)
+            watched = self.config.watched_paths() if self.config else (path,)
+            now = {p: content_hash(p) for p in {path, *watched, *seen}}
+            retry = failed_at is not None and time.monotonic() - failed_at > _RETRY_INVALID_AFTER
+            if now == seen and not retry:
+                continue
+            changed = now != seen
+            seen = now
+            try:
+                new = load_projects(path, self._environ)
+            except ConfigError as error:
+                if changed:
+                    self.metrics.config_reloads.labels(result="invalid").inc()
+                    log.error(
+                        "projects file rejected; the previous config keeps running:\n%s", error
+                    )
+                failed_at = time.monotonic()
+                continue
+            failed_at = None
+            seen = dict(new.source_hashes)
+            self.metrics.config_reloads.labels(result="applied").inc()
+            self._apply(new)
