@@ -1,0 +1,165 @@
+"""What both benchmarks share: a control plane, processes, and reading their figures.
+
+Benchmarks are run by hand (``python -m tests.benchmarks.<name>``), print what they
+measured, and assert nothing about speed: correctness lives in the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.controlplane import cluster
+
+ORG = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def control_plane() -> Iterator[cluster.ControlPlane]:
+    with tempfile.TemporaryDirectory(prefix="salad-vk-bench-") as folder:
+        plane = cluster.up(Path(folder), node_monitor_grace_period=40, die_with_parent=True)
+        try:
+            yield plane
+        finally:
+            cluster.down(Path(folder))
+
+
+@contextlib.contextmanager
+def process(
+    command: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as sink:
+        child = subprocess.Popen(
+            list(command), stdout=sink, stderr=sink, env={**os.environ, **(env or {})}
+        )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def salad_vk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "supervisor", *args]
+
+
+def simulator_command(
+    port: int, projects: Sequence[str], keys: Sequence[str], **flags: Any
+) -> list[str]:
+    command = salad_vk("simulate", "--listen", f"127.0.0.1:{port}")
+    for project in projects:
+        command += ["--project", f"{ORG}/{project}"]
+    for key in keys:
+        command += ["--api-key", key]
+    for flag, value in flags.items():
+        command += [f"--{flag.replace('_', '-')}", str(value)]
+    return command
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def write_projects(
+    folder: Path, api_url: str, nodes: Mapping[str, tuple[str, str]], poll_interval: float = 10.0
+) -> Path:
+    """A projects file: node name -> (project, key)."""
+    keys = folder / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, (project, key) in nodes.items():
+        (keys / name).write_text(key)
+        entries.append(
+            {"name": name, "organization": ORG, "project": project, "apiKeyFile": str(keys / name)}
+        )
+    path = folder / "projects.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"saladApiUrl": api_url, "defaults": {"pollInterval": poll_interval}, "nodes": entries}
+        )
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float
+    rss_mib: float
+
+
+def usage(pid: int) -> Usage:
+    """CPU time (user + system) and resident memory of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    return Usage(cpu, rss)
+
+
+def metrics(url: str) -> dict[str, Any]:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def histogram_quantile(family: Any, quantile: float) -> float:
+    """The upper bound of the bucket holding ``quantile`` (summed over all label sets)."""
+    buckets: dict[float, float] = {}
+    for sample in family.samples:
+        if sample.name.endswith("_bucket"):
+            bound = float(sample.labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    total = buckets.get(float("inf"), 0.0)
+    for bound in sorted(buckets):
+        if total and buckets[bound] >= quantile * total:
+            return bound
+    return float("nan")
+
+
+def counter_total(family: Any, **labels: str) -> float:
+    return sum(
+        float(s.value)
+        for s in family.samples
+        if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def report(title: str, figures: Mapping[str, Any]) -> None:
+    print(f"\n== {title}")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"  {key:<{width}}  {value}")
+    print(json.dumps({"benchmark": title, **{k: str(v) for k, v in figures.items()}}))
