@@ -11,7 +11,7 @@ import platform
 import sys
 from collections.abc import Sequence
 
-from . import __version__, cmd_check_config, cmd_run, cmd_simulate
+from . import __version__, cmd_check_config, cmd_demo, cmd_run, cmd_simulate
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_run.register(commands)
     cmd_check_config.register(commands)
     cmd_simulate.register(commands)
+    cmd_demo.register(commands)
     show = commands.add_parser("version", help="print the version and exit")
     show.set_defaults(handler=_version)
     return parser
