@@ -113,7 +113,8 @@ class NodeMetrics:
         )
         self.pod_refusals = Counter(
             "salad_vk_pod_refusals_total",
-            "Pods failed without being sent to SaladCloud, by reason.",
+            "Pods the node failed itself, by reason: pod specs it cannot run, groups"
+            " SaladCloud refused, groups lost outside Kubernetes.",
             ["node", "reason"],
             registry=registry,
         )
