@@ -1,0 +1,1 @@
+"""What ships: the Helm chart, the container image, the KEDA example."""
