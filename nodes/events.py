@@ -76,6 +76,10 @@ class EventRecorder:
             bucket = self._buckets[uid] = _Bucket(_BURST, now)
             if len(self._buckets) > _REMEMBERED:
                 self._buckets.popitem(last=False)
+        else:
+            # Least recently used goes first: a busy object must not be forgotten (and
+            # handed a fresh burst) just because it was seen early.
+            self._buckets.move_to_end(uid)
         bucket.tokens = min(_BURST, bucket.tokens + (now - bucket.at) / _REFILL_SECONDS)
         bucket.at = now
         if bucket.tokens < 1:
@@ -102,6 +106,7 @@ class EventRecorder:
         seen = self._seen.get(key)
         try:
             if seen is not None and now - seen.at < _AGGREGATE_SECONDS:
+                self._seen.move_to_end(key)
                 seen.count += 1
                 seen.at = now
                 await self._kube.patch(

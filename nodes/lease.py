@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ class LeaseKeeper:
         kube: KubeClient,
         node_name: str,
         *,
-        node_uid: Callable[[], str],
+        ensure_node: Callable[[], Awaitable[str]],
         identity: str,
         duration_seconds: int = 40,
         renew_interval: float = 10.0,
@@ -60,7 +60,7 @@ class LeaseKeeper:
     ) -> None:
         self._kube = kube.unlimited()
         self._node = node_name
-        self._node_uid = node_uid
+        self._ensure_node = ensure_node
         self._identity = identity
         self.holder = f"{identity}/{uuid.uuid4().hex[:8]}"
         self._duration = duration_seconds
@@ -68,6 +68,9 @@ class LeaseKeeper:
         self._metrics = metrics
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{node_name}"
         self._lease: dict[str, Any] | None = None
+        # A stalled connection must not hold a renewal past the next one: the kubelet
+        # gives each lease call the renew interval, not the client's 30 s default.
+        self._timeout = renew_interval
         self.last_renewal: float | None = None
         """``time.monotonic()`` of the last successful write; /readyz reads it."""
         self._extra = {"node": node_name}
@@ -87,10 +90,13 @@ class LeaseKeeper:
             started = time.monotonic()
             try:
                 await attempt()
-            except KubeError as error:
+            except Exception as error:  # the heartbeat never dies of what it did not foresee
                 if self._metrics is not None:
                     self._metrics.lease_renewal_failures.labels(node=self._node).inc()
-                log.warning("lease write failed: %s", error, extra=self._extra)
+                if isinstance(error, KubeError):
+                    log.warning("lease write failed: %s", error, extra=self._extra)
+                else:
+                    log.exception("lease write failed unexpectedly", extra=self._extra)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue
@@ -110,8 +116,11 @@ class LeaseKeeper:
         }
 
     async def _acquire(self) -> None:
+        # The lease's owner must be the Node as it is now: if someone deleted it, the
+        # lease would be garbage-collected again (and the node never re-registered).
+        node_uid = await self._ensure_node()
         try:
-            current = await self._kube.get(self._path)
+            current = await self._kube.get(self._path, request_timeout=self._timeout)
         except KubeNotFound:
             self._lease = await self._kube.post(
                 f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases",
@@ -127,23 +136,24 @@ class LeaseKeeper:
                                 "apiVersion": "v1",
                                 "kind": "Node",
                                 "name": self._node,
-                                "uid": self._node_uid(),
+                                "uid": node_uid,
                             }
                         ],
                     },
                     "spec": self._spec(0),
                 },
+                request_timeout=self._timeout,
             )
             return
         await self._wait_for_other_holder(current)
         spec = current.get("spec") or {}
         current["spec"] = self._spec(int(spec.get("leaseTransitions") or 0) + 1)
         owners = current.setdefault("metadata", {}).setdefault("ownerReferences", [])
-        if not any(o.get("kind") == "Node" and o.get("uid") == self._node_uid() for o in owners):
+        if not any(o.get("kind") == "Node" and o.get("uid") == node_uid for o in owners):
             current["metadata"]["ownerReferences"] = [
-                {"apiVersion": "v1", "kind": "Node", "name": self._node, "uid": self._node_uid()}
+                {"apiVersion": "v1", "kind": "Node", "name": self._node, "uid": node_uid}
             ]
-        self._lease = await self._kube.put(self._path, current)
+        self._lease = await self._kube.put(self._path, current, request_timeout=self._timeout)
 
     async def _wait_for_other_holder(self, lease: dict[str, Any]) -> None:
         spec = lease.get("spec") or {}
@@ -173,7 +183,7 @@ class LeaseKeeper:
         renewed["spec"]["renewTime"] = micro_timestamp(datetime.now(UTC))
         try:
             # PUT the cached object, no GET first: one write per renewal.
-            self._lease = await self._kube.put(self._path, renewed)
+            self._lease = await self._kube.put(self._path, renewed, request_timeout=self._timeout)
         except (KubeConflict, KubeNotFound):
             self._lease = None
             await self._acquire()

@@ -52,7 +52,7 @@ class VirtualNode:
         self.lease = LeaseKeeper(
             self._kube,
             settings.name,
-            node_uid=lambda: self.reporter.uid,
+            ensure_node=self.reporter.ensure_registered,
             identity=settings.identity,
             duration_seconds=settings.lease_duration_seconds,
             renew_interval=settings.lease_renew_interval,
@@ -106,6 +106,7 @@ class VirtualNode:
         listed its pods."""
         await self.reporter.register_retrying()
         self.reconciler.kubernetes_version = await self._kubernetes_version()
+        self.reconciler.cluster_id = await self._cluster_id()
         async with anyio.create_task_group() as parts:
             await parts.start(self.lease.run)
             await parts.start(self.reporter.run)
@@ -113,6 +114,20 @@ class VirtualNode:
             log.info("node serving", extra=self._extra)
             task_status.started()
             parts.start_soon(self.reconciler.run)
+
+    async def _cluster_id(self) -> str:
+        """The UID of kube-system: what tells this cluster's groups from another's."""
+        try:
+            namespace = await self._kube.get("/api/v1/namespaces/kube-system")
+        except KubeError as error:
+            log.warning(
+                "cannot read the cluster's identity (namespace kube-system): %s; orphaned "
+                "container groups will not be collected",
+                error,
+                extra=self._extra,
+            )
+            return ""
+        return str(namespace["metadata"]["uid"])
 
     async def _kubernetes_version(self) -> str:
         try:

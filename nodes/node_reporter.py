@@ -30,7 +30,7 @@ from .node_object import (
     status_changed,
     taints_with_unavailability,
 )
-from .settings import NodeSettings
+from .settings import CORDONED_BY, NodeSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class NodeReporter:
         if missing:
             patch.setdefault("spec", {})["taints"] = taints + missing
             patch.setdefault("metadata", {})["resourceVersion"] = meta.get("resourceVersion")
+        if (meta.get("annotations") or {}).get(CORDONED_BY):
+            # Drained for a removal that was taken back: serve it again.
+            patch.setdefault("metadata", {})["annotations"] = {CORDONED_BY: None}
+            patch.setdefault("spec", {})["unschedulable"] = None
         if not patch:
             return node
         return await self._kube.patch(self._path, patch, kind="merge")
@@ -123,6 +127,17 @@ class NodeReporter:
                 continue
             if due:
                 next_report = time.monotonic() + self._settings.status_report_interval
+
+    async def ensure_registered(self) -> str:
+        """The Node's UID as it is now, registering the Node again if it was deleted."""
+        try:
+            node = await self._kube.get(self._path)
+        except KubeNotFound:
+            log.warning("node object is gone; registering it again", extra=self._extra)
+            await self.register()
+            return self.uid
+        self.uid = str(node["metadata"]["uid"])
+        return self.uid
 
     async def register_retrying(self) -> None:
         """``register`` until it succeeds, backing off up to 30 s between attempts."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .kube import KubeClient, KubeConflict, KubeNotFound
+from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
 from .status_patch import status_patch
 
 JSON = dict[str, Any]
@@ -33,6 +33,12 @@ async def write_status(
         return await kube.patch(f"{_path(pod)}/status", {"metadata": {"uid": uid}, "status": patch})
     except (KubeNotFound, KubeConflict):
         return None
+    except KubeError as error:
+        # A UID that no longer matches comes back as 422 "field is immutable": the
+        # name belongs to a newer pod now, and this status was never its business.
+        if error.status == 422 and "uid" in error.message.lower():
+            return None
+        raise
 
 
 async def remove(kube: KubeClient, pod: Mapping[str, Any]) -> None:

@@ -9,8 +9,9 @@ flight is skipped until its work finishes; then the pass runs again.
 
 Decisions that keep workloads safe:
 
-* A group missing from a list is "vanished" only if that list was *sent after* the
-  group was created; before the first list nothing is decided at all.
+* A group missing from a list is never taken for gone on the list's word: a list
+  can be incomplete (100 items at most) or glitch. A direct GET must answer 404
+  before its pod is failed; before the first list nothing is decided at all.
 * ``name_conflict`` on create means the name was used: by this pod's own group
   (adopt it: a crash between create and status must not make a second group), or
   by one that was deleted (names are never reusable: the pod fails).
@@ -20,6 +21,8 @@ Decisions that keep workloads safe:
   deletion is an event and a log line.
 * Cancellation (shutdown, restart) never starts a delete; a mutation already sent
   is allowed to finish for a bounded time, so its outcome is known.
+* Any failed action backs its pod off (doubling, up to 5 minutes); no error can make
+  a pod's work spin, and none escapes to stop the node.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from .metrics import NodeMetrics
 from .node_object import SaladHealth
 from .node_reporter import NodeReporter
 from .ownership import Owner, owner_of, with_owner
-from .pod_watch import PodWatch, pod_key
+from .pod_watch import PodWatch
 from .references import ReferenceReader
 from .saladcloud.client import SaladClient
 from .saladcloud.errors import (
@@ -51,6 +54,7 @@ from .saladcloud.errors import (
     SaladError,
     SaladNameConflict,
     SaladNotFound,
+    SaladProtocolError,
     SaladRateLimited,
     SaladUnavailable,
 )
@@ -76,8 +80,8 @@ JSON = dict[str, Any]
 
 LIST_CAP = 100
 """SaladCloud lists return at most this many groups; a full page may hide some."""
-_MUTATION_GRACE = 20.0
 _GPU_CLASSES_TTL = 600.0
+_MAX_BACKOFF = 300.0
 
 
 @dataclass
@@ -95,6 +99,10 @@ class _Pod:
     """A waiting reason/message to show while the group cannot be created yet."""
     instances: list[ContainerGroupInstance] = field(default_factory=list)
     instances_at: float = 0.0
+    fetched: ContainerGroup | None = None
+    """The group as a direct GET (or our create) last returned it."""
+    fetched_at: float = 0.0
+    deletion_seen: bool = False
 
 
 def _phase(pod: Mapping[str, Any]) -> str:
@@ -110,6 +118,16 @@ def _has_readiness_probe(pod: Mapping[str, Any]) -> bool:
     return bool(containers[0].get("readinessProbe"))
 
 
+def _version(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("resourceVersion"))
+
+
+def _has_run(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's status shows a container group instance (ours, earlier)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(str(s.get("containerID") or "").startswith("salad://") for s in statuses)
+
+
 def _is_ready(pod: Mapping[str, Any]) -> bool:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
@@ -117,8 +135,18 @@ def _is_ready(pod: Mapping[str, Any]) -> bool:
     return False
 
 
-def health_from_error(error: SaladError) -> SaladHealth | None:
-    """How a SaladCloud error changes the node's view of SaladCloud, if at all."""
+def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealth | None:
+    """How a SaladCloud error changes the node's view of SaladCloud, if at all.
+
+    A 404 or an unreadable answer means something only for the project's list: a
+    missing group is normal, a missing project is not.
+    """
+    if listing and isinstance(error, SaladNotFound):
+        return SaladHealth(False, "ProjectNotFound", f"SaladCloud has no such project: {error}")
+    if listing and isinstance(error, SaladProtocolError):
+        return SaladHealth(
+            False, "APIResponseInvalid", f"SaladCloud's answer is unreadable: {error}"
+        )
     if isinstance(error, SaladAuthError):
         return SaladHealth(False, "APIKeyRejected", f"SaladCloud refused the API key: {error}")
     if isinstance(error, SaladUnavailable):
@@ -162,8 +190,14 @@ class Reconciler:
         self._collector_checked: dict[str, float] = {}
         self._first_seen: dict[str, float] = {}
         """Monotonic time each listed group was first seen by this run of the node."""
+        self._written: dict[str, tuple[str, JSON]] = {}
+        """uid -> (resourceVersion the pod had, status we wrote): until the watch brings
+        the pod past that version, the same status is not written again."""
         self.kubernetes_version = ""
         """The API server's version, for the probe User-Agent; set by the node at start."""
+        self.cluster_id = ""
+        """This cluster's identity for the owner marks (kube-system's UID); set at start.
+        While unknown, no orphan is collected."""
         self._extra = {"node": settings.name, "project": settings.project}
 
     # --- signals -------------------------------------------------------------------
@@ -204,7 +238,9 @@ class Reconciler:
         try:
             groups = await self._salad.list_container_groups()
         except SaladError as error:
-            self._saw_error(error)
+            health = health_from_error(error, listing=True)
+            if health is not None:
+                self._reporter.set_health(health)
             log.warning("listing container groups failed: %s", error, extra=self._extra)
             return
         self._reporter.set_health(SaladHealth(True, "APIReachable", "SaladCloud answers"))
@@ -212,6 +248,9 @@ class Reconciler:
         self._first_seen = {g.name: self._first_seen.get(g.name, sent) for g in groups}
         self._list_complete = len(groups) < LIST_CAP
         self._listed_at = sent
+        self._collector_checked = {
+            name: at for name, at in self._collector_checked.items() if name in self._groups
+        }
         if self._metrics is not None:
             counts: dict[str, int] = {}
             for group in groups:
@@ -245,13 +284,19 @@ class Reconciler:
                     ),
                 )
             live[tracked.group] = key
-            if uid in self._busy:
+            if _deleting(pod) and not tracked.deletion_seen:
+                # A deletion must not wait out the backoff of an earlier create.
+                tracked.deletion_seen = True
+                tracked.next_attempt, tracked.attempts = 0.0, 0
+            if uid in self._busy or now < tracked.next_attempt:
                 continue
             work = self._decide(pod, tracked, now)
             if work is not None:
-                self._spawn(actions, uid, work)
+                self._spawn(actions, uid, work, tracked)
         for key in [k for k in self._tracked if k not in pods]:
             self._forget(actions, key, self._tracked.pop(key))
+        live_uids = {t.uid for t in self._tracked.values()}
+        self._written = {uid: w for uid, w in self._written.items() if uid in live_uids}
         if self._metrics is not None:
             for phase in {*phases, "Pending", "Running", "Succeeded", "Failed"}:
                 self._metrics.pods.labels(node=self._settings.name, phase=phase).set(
@@ -259,17 +304,30 @@ class Reconciler:
                 )
         self._collect_orphans(actions, live, now)
 
-    def _spawn(self, actions: TaskGroup, uid: str, work: Callable[[], Awaitable[None]]) -> None:
+    def _spawn(
+        self,
+        actions: TaskGroup,
+        uid: str,
+        work: Callable[[], Awaitable[None]],
+        tracked: _Pod | None = None,
+    ) -> None:
+        """Run ``work`` in a task of its own; whatever it raises stays here."""
         self._busy.add(uid)
 
         async def run() -> None:
             try:
                 await work()
             except KubeError as error:
-                log.warning("kubernetes write failed: %s", error, extra=self._extra)
+                self._back_off(tracked)
+                log.warning("kubernetes call failed: %s", error, extra=self._extra)
             except SaladError as error:
+                self._back_off(tracked)
                 self._saw_error(error)
                 log.warning("SaladCloud call failed: %s", error, extra=self._extra)
+            except Exception:
+                # A pod or an answer nobody foresaw: the pod waits, the node goes on.
+                self._back_off(tracked)
+                log.exception("unexpected error handling a pod", extra=self._extra)
             finally:
                 self._busy.discard(uid)
                 self.poke()
@@ -279,16 +337,22 @@ class Reconciler:
     # --- per pod -----------------------------------------------------------------------
 
     def _group_state(self, tracked: _Pod) -> ContainerGroup | None:
-        return self._groups.get(tracked.group)
+        """The group as last seen: in the list, or by a GET (or our create) newer than it."""
+        listed = self._groups.get(tracked.group)
+        if listed is not None:
+            return listed
+        if tracked.fetched is not None and tracked.fetched_at >= (self._listed_at or 0.0):
+            return tracked.fetched
+        return None
 
-    def _vanished(self, tracked: _Pod) -> bool:
-        """Our group is provably gone: absent from a complete list sent after we made it."""
+    def _unlisted(self, tracked: _Pod) -> bool:
+        """Our group is missing from a list sent after we made it: a direct GET must say
+        whether it is gone or only not listed (a full list, a glitch)."""
         return (
             tracked.created_at is not None
             and self._listed_at is not None
             and self._listed_at > tracked.created_at
-            and self._list_complete
-            and tracked.group not in self._groups
+            and self._group_state(tracked) is None
         )
 
     def _decide(self, pod: JSON, tracked: _Pod, now: float) -> Callable[[], Awaitable[None]] | None:
@@ -300,13 +364,9 @@ class Reconciler:
                 return lambda: self._delete_group(pod, tracked, "pod finished")
             return None
         if group is None:
-            if self._vanished(tracked):
-                return lambda: self._fail(
-                    pod,
-                    "ContainerGroupDeleted",
-                    f"container group {tracked.group} was deleted outside Kubernetes",
-                )
-            if tracked.created_at is not None or now < tracked.next_attempt:
+            if self._unlisted(tracked):
+                return lambda: self._confirm(pod, tracked)
+            if tracked.created_at is not None:
                 return self._status_work(pod, tracked, None)
             return lambda: self._create(pod, tracked)
         if tracked.created_at is None:
@@ -332,6 +392,9 @@ class Reconciler:
             )
         if status_patch(pod.get("status") or {}, status) is None:
             return None
+        written = self._written.get(tracked.uid)
+        if written is not None and written == (_version(pod), status):
+            return None  # written already; the watch has not brought it back yet
         return lambda: self._write_status(pod, status)
 
     def _wants_instances(self, pod: JSON, tracked: _Pod, group: ContainerGroup, now: float) -> bool:
@@ -346,15 +409,20 @@ class Reconciler:
     def _decide_deletion(
         self, pod: JSON, tracked: _Pod, group: ContainerGroup | None, now: float
     ) -> Callable[[], Awaitable[None]] | None:
-        exists = group is not None or (
-            tracked.created_at is not None and not self._vanished(tracked)
+        # Delete unless the group provably never existed: a 404 costs one call, a
+        # group left running costs money and shows up as an orphan ten minutes later.
+        may_exist = (
+            group is not None
+            or tracked.created_at is not None
+            or not self._list_complete
+            or _has_run(pod)
         )
         if tracked.delete_sent_at is None:
-            if exists:
+            if may_exist:
                 return lambda: self._delete_group(pod, tracked, "pod deleted")
             return lambda: self._finish(pod)
         listed_after = self._listed_at is not None and self._listed_at > tracked.delete_sent_at
-        gone = group is None and listed_after and self._list_complete
+        gone = self._groups.get(tracked.group) is None and listed_after and self._list_complete
         overdue = now - tracked.delete_sent_at > self._settings.delete_confirm_timeout
         if gone or overdue:
             return lambda: self._finish(pod)
@@ -367,7 +435,7 @@ class Reconciler:
         updated = await pod_writes.write_status(self._kube, pod, status)
         if updated is None:
             return
-        self._remember(updated)
+        self._written[str(pod["metadata"]["uid"])] = (_version(pod), status)
         before = _phase(pod)
         after = str(status.get("phase") or before)
         if before == after:
@@ -383,14 +451,6 @@ class Reconciler:
             )
         elif after == "Succeeded":
             await self._events.on_pod(pod, "Normal", "Completed", "container group finished")
-
-    def _remember(self, pod: JSON) -> None:
-        """Put a pod returned by a write into the cache, so the next pass sees our write
-        even before the watch delivers it."""
-        key = pod_key(pod)
-        current = self._pods.pods.get(key)
-        if current is not None and current["metadata"]["uid"] == pod["metadata"]["uid"]:
-            self._pods.pods[key] = pod
 
     async def _fail(self, pod: JSON, reason: str, message: str) -> None:
         """Fail the pod for ``reason``; the phase change brings its Warning event."""
@@ -408,7 +468,7 @@ class Reconciler:
         await pod_writes.remove(self._kube, pod)
 
     async def _delete_group(self, pod: JSON | None, tracked: _Pod, why: str) -> None:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_MUTATION_GRACE):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
             with contextlib.suppress(SaladNotFound):
                 await self._salad.delete_container_group(tracked.group)
             tracked.delete_sent_at = time.monotonic()
@@ -427,10 +487,8 @@ class Reconciler:
 
     def _forget(self, actions: TaskGroup, key: str, tracked: _Pod) -> None:
         """A pod left the cache (its deletion was observed, or its name has a new pod)."""
-        exists = tracked.group in self._groups or (
-            tracked.created_at is not None and not self._vanished(tracked)
-        )
-        if exists and tracked.delete_sent_at is None and tracked.uid not in self._busy:
+        may_exist = tracked.group in self._groups or tracked.created_at is not None
+        if may_exist and tracked.delete_sent_at is None and tracked.uid not in self._busy:
             self._spawn(
                 actions,
                 tracked.uid,
@@ -474,12 +532,12 @@ class Reconciler:
         if isinstance(body, Refusal):
             await self._refused(pod, tracked, body)
             return
-        body = with_owner(body, pod, self._settings.name)
+        body = with_owner(body, pod, self._settings.name, self.cluster_id or "unknown")
         try:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_MUTATION_GRACE):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
                 group = await self._salad.create_container_group(body)
                 tracked.created_at = time.monotonic()
-                self._groups[group.name] = group
+                tracked.fetched, tracked.fetched_at = group, tracked.created_at
         except SaladNameConflict:
             await self._adopt_or_fail(pod, tracked)
             return
@@ -489,6 +547,7 @@ class Reconciler:
         if tracked.created_at is None:
             return
         tracked.waiting = None
+        tracked.attempts = 0
         self._reporter.set_health(SaladHealth(True, "APIReachable", "SaladCloud answers"))
         await self._events.on_pod(
             pod,
@@ -507,9 +566,12 @@ class Reconciler:
             tracked.waiting = (refusal.reason, refusal.message)
             await self._events.on_pod(pod, "Warning", refusal.reason, refusal.message)
 
-    def _back_off(self, tracked: _Pod) -> None:
+    def _back_off(self, tracked: _Pod | None) -> None:
+        """Wait before this pod's next action: 2 s, doubling, at most 5 minutes."""
+        if tracked is None:
+            return
         tracked.attempts += 1
-        delay = min(300.0, 2.0 * 2 ** min(tracked.attempts, 8))
+        delay = min(_MAX_BACKOFF, 2.0 ** min(tracked.attempts, 9))
         tracked.next_attempt = time.monotonic() + delay
 
     async def _adopt_or_fail(self, pod: JSON, tracked: _Pod) -> None:
@@ -533,7 +595,7 @@ class Reconciler:
             )
             return
         tracked.created_at = time.monotonic()
-        self._groups[group.name] = group
+        tracked.fetched, tracked.fetched_at = group, tracked.created_at
         log.info("adopted existing container group %s", group.name, extra=self._extra)
 
     async def _create_failed(self, pod: JSON, tracked: _Pod, error: SaladError) -> None:
@@ -548,6 +610,19 @@ class Reconciler:
         tracked.waiting = ("ContainerCreating", message)
         if tracked.attempts in (1, 4, 8):
             await self._events.on_pod(pod, "Warning", "ContainerGroupCreateFailed", message)
+
+    async def _confirm(self, pod: JSON, tracked: _Pod) -> None:
+        """The list did not show our group: ask for it by name before believing it gone."""
+        try:
+            group = await self._salad.get_container_group(tracked.group)
+        except SaladNotFound:
+            await self._fail(
+                pod,
+                "ContainerGroupDeleted",
+                f"container group {tracked.group} was deleted outside Kubernetes",
+            )
+            return
+        tracked.fetched, tracked.fetched_at = group, time.monotonic()
 
     async def _refresh_instances(self, pod: JSON, tracked: _Pod, group: ContainerGroup) -> None:
         tracked.instances_at = time.monotonic()
@@ -564,11 +639,15 @@ class Reconciler:
     def _collect_orphans(self, actions: TaskGroup, live: Mapping[str, str], now: float) -> None:
         if not (self._pods.synced and self._pods.lists > 0 and self._listed_at is not None):
             return
+        if not self.cluster_id:
+            return
         for name, group in list(self._groups.items()):
             if name in live or uid_suffix(name) is None:
                 continue
             owner = owner_of(group)
             if owner is None or owner.node != self._settings.name:
+                continue
+            if owner.cluster != self.cluster_id:
                 continue
             # Age as this node has watched it, not by the server's clock: no skew between
             # the two can make a young group look old, and a restart starts the wait over.
@@ -592,11 +671,15 @@ class Reconciler:
             f"container group {group.name} is orphaned: pod {owner.namespace}/{owner.name} "
             f"({owner.uid}) no longer exists"
         )
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_MUTATION_GRACE):
+        deleted = False
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
             try:
                 await self._salad.delete_container_group(group.name)
             except SaladNotFound:
                 return
+            deleted = True
+        if not deleted:
+            return
         self._groups.pop(group.name, None)
         log.warning("deleted orphaned %s", reason, extra=self._extra)
         if self._metrics is not None:

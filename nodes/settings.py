@@ -19,6 +19,10 @@ from config.node import PROVIDER_TAINT as _PROVIDER_TAINT
 
 PROVIDER_TAINT: dict[str, Any] = _PROVIDER_TAINT.model_dump(exclude_none=True)
 
+CORDONED_BY = "salad.com/cordoned-by"
+"""Marks a cordon salad-vk made to drain a node removed from the config, so that adding
+the node back lifts it (and only that one: an administrator's cordon is theirs)."""
+
 UNAVAILABLE_TAINT_KEY = "salad.com/saladcloud-unavailable"
 """Put on the node (NoSchedule) while SaladCloud refuses its key or cannot be reached."""
 
@@ -56,6 +60,8 @@ class NodeSettings:
     """A group this run of the node has seen for less than this is never garbage-collected."""
     delete_confirm_timeout: float = 120.0
     """How long a deleted pod waits for its group to vanish before it is removed anyway."""
+    mutation_grace: float = 20.0
+    """On cancellation, how long a create or delete already sent may take to finish."""
 
     default_country_codes: tuple[str, ...] = ()
     default_gpu_classes: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ import anyio
 
 from config import DecommissionPolicy
 from nodes.kube import KubeClient, KubeError, KubeNotFound
+from nodes.settings import CORDONED_BY
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +35,45 @@ async def _pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
 
 
 async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
-    """Cordon ``node`` and delete its pods gracefully; return how many were left."""
-    await kube.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+    """Cordon ``node`` and delete its pods gracefully; return how many were left.
+
+    Transient API errors are retried until ``give_up_after``: a drain abandoned half
+    way would leave pods Terminating and their container groups running.
+    """
     deleted: set[str] = set()
     remaining: list[dict[str, object]] = []
+    cordoned = False
     with anyio.move_on_after(give_up_after):
         while True:
-            remaining = await _pods_on(kube, node)
-            if not remaining:
-                return 0
-            for pod in remaining:
-                meta = pod.get("metadata") or {}
-                assert isinstance(meta, dict)
-                uid = str(meta.get("uid"))
-                if uid in deleted or meta.get("deletionTimestamp"):
-                    continue
-                with contextlib.suppress(KubeNotFound):
-                    await kube.delete(
-                        f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}",
-                        {"preconditions": {"uid": uid}},
+            try:
+                if not cordoned:
+                    await kube.patch(
+                        f"/api/v1/nodes/{node}",
+                        {
+                            "metadata": {"annotations": {CORDONED_BY: "salad-vk-decommission"}},
+                            "spec": {"unschedulable": True},
+                        },
                     )
-                deleted.add(uid)
+                    cordoned = True
+                remaining = await _pods_on(kube, node)
+                if not remaining:
+                    return 0
+                for pod in remaining:
+                    meta = pod.get("metadata") or {}
+                    assert isinstance(meta, dict)
+                    uid = str(meta.get("uid"))
+                    if uid in deleted or meta.get("deletionTimestamp"):
+                        continue
+                    with contextlib.suppress(KubeNotFound):
+                        await kube.delete(
+                            f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}",
+                            {"preconditions": {"uid": uid}},
+                        )
+                    deleted.add(uid)
+            except KubeNotFound:
+                return 0  # the Node itself is gone already
+            except KubeError as error:
+                log.warning("drain: %s; retrying", error, extra={"node": node})
             await anyio.sleep(_POLL)
     return len(remaining)
 
@@ -80,20 +99,22 @@ async def decommission(
 ) -> None:
     """Retire ``node`` by ``policy``; ``stop_node`` cancels its task and waits for it."""
     log.info("decommissioning node (policy %s)", policy.value, extra={"node": node})
-    try:
-        if policy == DecommissionPolicy.DRAIN:
-            left = await drain(kube, node, drain_timeout)
-            if left:
-                log.warning(
-                    "%d pods still on the node after %.0fs; removing it anyway",
-                    left,
-                    drain_timeout,
-                    extra={"node": node},
-                )
-        await stop_node()
-        if policy in (DecommissionPolicy.DRAIN, DecommissionPolicy.ORPHAN):
-            await remove_node_objects(kube, node)
-    except KubeError as error:
-        log.error("decommissioning failed: %s", error, extra={"node": node})
-        await stop_node()
+    if policy == DecommissionPolicy.DRAIN:
+        left = await drain(kube, node, drain_timeout)
+        if left:
+            log.warning(
+                "%d pods still on the node after %.0fs; removing it anyway",
+                left,
+                drain_timeout,
+                extra={"node": node},
+            )
+    await stop_node()
+    if policy in (DecommissionPolicy.DRAIN, DecommissionPolicy.ORPHAN):
+        for attempt in range(5):
+            try:
+                await remove_node_objects(kube, node)
+                break
+            except KubeError as error:
+                log.warning("removing the node failed: %s", error, extra={"node": node})
+                await anyio.sleep(2.0 * 2**attempt)
     log.info("node decommissioned", extra={"node": node})

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -113,7 +115,8 @@ class Supervisor:
         self.endpoints = Endpoints(shared.registry, self.lag, self.readiness)
         self.config: ProjectsConfig | None = None
         self.slots: dict[str, NodeSlot] = {}
-        self._retiring: set[str] = set()
+        self._retiring: dict[str, anyio.CancelScope] = {}
+        """Nodes being decommissioned; cancelling the scope takes the removal back."""
         self._kube = KubeClient(shared.kube_api, node="-supervisor-")
         self._group: TaskGroup | None = None
 
@@ -141,6 +144,7 @@ class Supervisor:
             lease_duration_seconds=s.lease_duration_seconds,
             lease_renew_interval=s.lease_renew_interval_seconds,
             status_report_interval=s.node_status_interval_seconds,
+            mutation_grace=s.shutdown_grace_seconds,
             default_country_codes=tuple(node.default_country_codes),
             default_gpu_classes=tuple(node.default_gpu_classes),
             default_priority=node.default_priority,
@@ -216,73 +220,101 @@ class Supervisor:
                 ", ".join(change.changed_keys),
                 extra={"node": name},
             )
-            self._group.start_soon(self._replace, change.new)
+            self._group.start_soon(self._guarded, self._replace, change.new)
         for name, node in diff.added.items():
             log.info("node added", extra={"node": name, "project": node.project})
-            if name in self._retiring or name in self.slots:
-                self._group.start_soon(self._replace, node)
+            retiring = self._retiring.get(name)
+            if retiring is not None:
+                # Removed and added back (a reverted edit): stop draining it.
+                retiring.cancel()
+            if retiring is not None or name in self.slots:
+                self._group.start_soon(self._guarded, self._replace, node)
             else:
                 self._start_slot(node)
         for name in diff.removed:
-            self._group.start_soon(self._retire, name)
+            self._group.start_soon(self._guarded, self._retire, name)
+
+    async def _guarded(self, action: Callable[[Any], Awaitable[None]], argument: Any) -> None:
+        """Run a config-driven task; its failure is logged, never shared with the nodes."""
+        try:
+            await action(argument)
+        except Exception:
+            log.exception(
+                "applying the projects file failed (%s)", getattr(action, "__name__", action)
+            )
 
     async def _replace(self, node: NodeConfig) -> None:
         """Stop the running incarnation of a node (if any), then start the new config."""
         while node.name in self._retiring:
-            await anyio.sleep(0.5)
+            await anyio.sleep(0.1)
         current = self.slots.get(node.name)
         if current is not None:
             current.stop()
             await current.stopped.wait()
-        if self.config is not None and self.config.nodes_by_name.get(node.name) == node:
-            self._start_slot(node)
+            self.shared.budgets.discard_unused()
+        # Only if this is still what the file says (compared as the diff compares:
+        # moving a key file without changing the key is no change).
+        wanted = self.config.nodes_by_name.get(node.name) if self.config else None
+        unchanged = wanted is not None and wanted.fingerprint == node.fingerprint
+        # ... and unless a concurrent replacement has started it already.
+        if wanted is not None and unchanged and self.slots.get(node.name) is current:
+            self._start_slot(wanted)
 
     async def _retire(self, name: str) -> None:
         slot = self.slots.get(name)
         if slot is None or name in self._retiring:
             return
-        self._retiring.add(name)
 
         async def stop() -> None:
             slot.stop()
             await slot.stopped.wait()
 
-        try:
-            await decommission(
-                self._kube, name, self.settings.decommission_policy, stop, self._drain_timeout
-            )
-            self.metrics.decommissions.labels(policy=self.settings.decommission_policy.value).inc()
-            self.shared.node_metrics.forget_node(name)
-        finally:
-            self._retiring.discard(name)
-            if self.slots.get(name) is slot:
-                del self.slots[name]
+        with anyio.CancelScope() as scope:
+            self._retiring[name] = scope
+            try:
+                await decommission(
+                    self._kube, name, self.settings.decommission_policy, stop, self._drain_timeout
+                )
+            finally:
+                del self._retiring[name]
+        if scope.cancelled_caught:
+            log.info("removal taken back: the node stays", extra={"node": name})
+            return
+        self.metrics.decommissions.labels(policy=self.settings.decommission_policy.value).inc()
+        self.shared.node_metrics.forget_node(name)
+        self.shared.budgets.discard_unused()
+        if self.slots.get(name) is slot:
+            del self.slots[name]
 
     async def _follow_config(self) -> None:
         assert self.config is not None
-        path = self.settings.config
         seen = dict(self.config.source_hashes)
         failed_at: float | None = None
         while True:
             await anyio.sleep(self.settings.config_poll_interval_seconds)
-            watched = self.config.watched_paths() if self.config else (path,)
-            now = {p: content_hash(p) for p in {path, *watched, *seen}}
-            retry = failed_at is not None and time.monotonic() - failed_at > _RETRY_INVALID_AFTER
-            if now == seen and not retry:
-                continue
-            changed = now != seen
-            seen = now
             try:
-                new = load_projects(path, self._environ)
-            except ConfigError as error:
-                if changed:
-                    self.metrics.config_reloads.labels(result="invalid").inc()
-                    log.error(
-                        "projects file rejected; the previous config keeps running:\n%s", error
-                    )
-                failed_at = time.monotonic()
-                continue
-            failed_at = None
-            seen = dict(new.source_hashes)
-            self.metrics.config_reloads.labels(result="applied").inc()
-            self._apply(new)
+                seen, failed_at = self._check_config(seen, failed_at)
+            except Exception:
+                log.exception("following the projects file failed; trying again")
+
+    def _check_config(
+        self, seen: dict[Path, str], failed_at: float | None
+    ) -> tuple[dict[Path, str], float | None]:
+        """Reload the projects file if it (or a key file) changed; return the new state:
+        the hashes last acted on, and when the file was last found invalid."""
+        path = self.settings.config
+        watched = self.config.watched_paths() if self.config else (path,)
+        now = {p: content_hash(p) for p in {path, *watched, *seen}}
+        retry = failed_at is not None and time.monotonic() - failed_at > _RETRY_INVALID_AFTER
+        if now == seen and not retry:
+            return seen, failed_at
+        try:
+            new = load_projects(path, self._environ)
+        except ConfigError as error:
+            if now != seen:
+                self.metrics.config_reloads.labels(result="invalid").inc()
+                log.error("projects file rejected; the previous config keeps running:\n%s", error)
+            return now, time.monotonic()
+        self.metrics.config_reloads.labels(result="applied").inc()
+        self._apply(new)
+        return dict(new.source_hashes), None

@@ -45,6 +45,19 @@ def resource_of(path: str) -> str:
     return resource
 
 
+def _decode(text: str, method: str, path: str) -> JSON:
+    """A JSON object from the API server, or a KubeError saying it was not one."""
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise KubeError(0, "InvalidResponse", f"not JSON: {error}", method, path) from None
+    if not isinstance(document, dict):
+        raise KubeError(0, "InvalidResponse", "not a JSON object", method, path)
+    return document
+
+
 class KubeClient:
     """JSON requests for one node, accounted to it and limited in concurrency."""
 
@@ -70,14 +83,16 @@ class KubeClient:
         twin._limiter = None
         return twin
 
-    async def get(self, path: str, params: dict[str, str] | None = None) -> JSON:
-        return await self.request("GET", path, params=params)
+    async def get(
+        self, path: str, params: dict[str, str] | None = None, request_timeout: float | None = None
+    ) -> JSON:
+        return await self.request("GET", path, params=params, request_timeout=request_timeout)
 
-    async def post(self, path: str, body: JSON) -> JSON:
-        return await self.request("POST", path, body=body)
+    async def post(self, path: str, body: JSON, request_timeout: float | None = None) -> JSON:
+        return await self.request("POST", path, body=body, request_timeout=request_timeout)
 
-    async def put(self, path: str, body: JSON) -> JSON:
-        return await self.request("PUT", path, body=body)
+    async def put(self, path: str, body: JSON, request_timeout: float | None = None) -> JSON:
+        return await self.request("PUT", path, body=body, request_timeout=request_timeout)
 
     async def patch(self, path: str, body: Any, kind: PatchKind = "strategic") -> JSON:
         return await self.request("PATCH", path, body=body, content_type=_PATCH_CONTENT_TYPES[kind])
@@ -141,7 +156,7 @@ class KubeClient:
                 code = str(response.status)
                 if response.status >= 400:
                     raise error_from_response(response.status, text, method, path)
-            return json.loads(text) if text else {}
+            return _decode(text, method, path)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise KubeError(0, type(error).__name__, str(error), method, path) from error
         finally:
@@ -185,7 +200,7 @@ class KubeClient:
                 async for line in response.content:
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = _decode(line.decode("utf-8", "replace"), "WATCH", path)
                     kind, obj = str(event.get("type")), event.get("object") or {}
                     if kind == "ERROR":
                         raise error_from_watch_event(obj, path)

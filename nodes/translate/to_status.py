@@ -489,7 +489,15 @@ def _status(
     if message is not None:
         status["message"] = message
     status["conditions"] = _conditions(pod, phase=phase, containers_ready=container.ready, now=now)
-    if node_ip:
+    # The kubelet sets the host IP once and never changes it; neither do we. The node
+    # IP is the supervisor's pod IP, which changes on every rollout, and a patch of
+    # hostIPs merges by ip: a new IP would be appended to the old one, which the API
+    # server refuses (one IP per family), and every later status write would fail.
+    if current.get("hostIP"):
+        status["hostIP"] = current["hostIP"]
+        if current.get("hostIPs"):
+            status["hostIPs"] = current["hostIPs"]
+    elif node_ip:
         status["hostIP"] = node_ip
         status["hostIPs"] = [{"ip": node_ip}]
     status["startTime"] = text(current.get("startTime")) or now

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from nodes.ownership import NAME_VAR, NAMESPACE_VAR, NODE_VAR, UID_VAR
+from nodes.ownership import CLUSTER_VAR, NAME_VAR, NAMESPACE_VAR, NODE_VAR, UID_VAR
 from nodes.translate import container_group_name
 
 from .harness import (
@@ -49,12 +49,17 @@ async def test_a_restarted_node_keeps_live_groups_and_collects_only_a_proven_orp
             await eventually(three_running, 60, "3 live pods Running")
             live = {g.name for g in first.groups()}
 
+        cluster = (await kube.get("/api/v1/namespaces/kube-system"))["metadata"]["uid"]
         ghost_uid = str(uuid.uuid4())
         orphan = container_group_name(namespace, "ghost", ghost_uid)
         marks = {NAMESPACE_VAR: namespace, NAME_VAR: "ghost", UID_VAR: ghost_uid}
-        await plant_group(sim, project, orphan, {**marks, NODE_VAR: settings.name})
+        ours = {**marks, NODE_VAR: settings.name, CLUSTER_VAR: cluster}
+        await plant_group(sim, project, orphan, ours)
         other_node = container_group_name(namespace, "elsewhere", str(uuid.uuid4()))
-        await plant_group(sim, project, other_node, {**marks, NODE_VAR: "another-node"})
+        await plant_group(sim, project, other_node, {**ours, NODE_VAR: "another-node"})
+        # A staging cluster serving the same project under the same node name.
+        other_cluster = container_group_name(namespace, "staging", str(uuid.uuid4()))
+        await plant_group(sim, project, other_cluster, {**ours, CLUSTER_VAR: str(uuid.uuid4())})
         foreign = "made-by-hand"
         await plant_group(sim, project, foreign, {})
 
@@ -69,7 +74,7 @@ async def test_a_restarted_node_keeps_live_groups_and_collects_only_a_proven_orp
             # Give the collector a few more passes to make any mistake it would make.
             await anyio.sleep(2 * settings.poll_interval)
             remaining = {g.name for g in second.groups()}
-            assert live | {other_node, foreign} == remaining
+            assert live | {other_node, other_cluster, foreign} == remaining
             node_events = await kube.get(
                 "/api/v1/namespaces/default/events",
                 {"fieldSelector": f"involvedObject.name={settings.name}"},
@@ -90,8 +95,10 @@ async def test_nothing_is_collected_before_the_pod_cache_holds_a_complete_list(
     async with simulator(project) as sim:
         uid = str(uuid.uuid4())
         orphan = container_group_name(namespace, "ghost", uid)
-        marks = {NAMESPACE_VAR: namespace, NAME_VAR: "ghost", UID_VAR: uid}
-        await plant_group(sim, project, orphan, {**marks, NODE_VAR: settings.name})
+        marks = {NAMESPACE_VAR: namespace, NAME_VAR: "ghost", UID_VAR: uid, NODE_VAR: settings.name}
+        async with running_node(kube_api, sim, settings, keep_node=True) as first:
+            cluster = (await first.kube.get("/api/v1/namespaces/kube-system"))["metadata"]["uid"]
+        await plant_group(sim, project, orphan, {**marks, CLUSTER_VAR: cluster})
         async with running_node(kube_api, sim, settings) as node:
             reconciler = node.node.reconciler
             node.node.pods.synced = False  # as while a relist is in progress

@@ -297,8 +297,11 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
         ("", "events", "patch"),
         ("", "secrets", "get"),
         ("", "configmaps", "get"),
+        ("", "namespaces", "get"),
         ("(url)", "/version", "get"),
     }
+    (namespaces,) = [r for r in cluster_role["rules"] if "namespaces" in r.get("resources", [])]
+    assert namespaces["resourceNames"] == ["kube-system"]
     role = one(objects, "Role")
     assert role["metadata"]["namespace"] == "kube-node-lease"
     assert grants(role["rules"]) == {

@@ -402,6 +402,17 @@ def test_a_running_container_keeps_its_start_time() -> None:
     assert status["startTime"] == AT_NOW
 
 
+def test_the_host_ip_is_kept_when_the_supervisor_moves_to_a_new_pod_ip() -> None:
+    pod = running_pod()
+
+    status = pod_status(
+        pod, group("running", running=1), [instance("running")], now=LATER, node_ip="10.9.9.9"
+    )
+
+    assert status["hostIP"] == NODE_IP
+    assert status["hostIPs"] == [{"ip": NODE_IP}]
+
+
 def test_a_running_pod_whose_instance_is_reallocated_stays_running_but_not_ready() -> None:
     pod = running_pod()
 

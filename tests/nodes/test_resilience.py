@@ -1,0 +1,178 @@
+"""What the outside world does wrong must not cost a workload: a glitching list, a new
+supervisor IP, a deleted Node object, an API call that keeps failing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio
+import pytest
+from kubernetes_asyncio.client.api_client import ApiClient
+
+from nodes.kube import KubeError, KubeNotFound
+from nodes.saladcloud.models import ContainerGroup
+
+from .harness import (
+    ORG,
+    RunningNode,
+    deployment,
+    events,
+    eventually,
+    is_ready,
+    node_settings,
+    phase,
+    pods,
+    running_node,
+    simulator,
+    unique_project,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def _running(node: RunningNode, namespace: str, app: str, count: int) -> None:
+    async def ready() -> bool:
+        found = await pods(node.kube, namespace, f"app={app}")
+        return len(found) == count and all(phase(p) == "Running" and is_ready(p) for p in found)
+
+    await eventually(ready, 60, f"{count} pods of {app} Running and Ready")
+
+
+async def test_groups_missing_from_lists_are_asked_for_by_name_not_taken_for_gone(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    """A list that leaves groups out (a glitch, or a project past 100 groups) must not
+    fail their pods, let alone delete the groups."""
+    project = unique_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(project)) as node,
+    ):
+        await node.kube.post(
+            f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("steady", node.name, 2)
+        )
+        await _running(node, namespace, "steady", 2)
+        salad = node.node.reconciler._salad
+        real_list = salad.list_container_groups
+
+        async def empty_list() -> list[ContainerGroup]:
+            await real_list()
+            return []
+
+        salad.list_container_groups = empty_list  # type: ignore[method-assign]
+        await anyio.sleep(6 * node.settings.poll_interval)
+        salad.list_container_groups = real_list  # type: ignore[method-assign]
+
+        found = await pods(node.kube, namespace, "app=steady")
+        assert [phase(p) for p in found] == ["Running", "Running"]
+        assert all(is_ready(p) for p in found)
+        assert len(node.groups()) == 2 and not node.groups(deleted=True)
+        for pod in found:
+            reasons = {
+                e["reason"] for e in await events(node.kube, namespace, pod["metadata"]["name"])
+            }
+            assert "ContainerGroupDeleted" not in reasons
+
+
+async def test_status_keeps_flowing_after_the_supervisor_comes_back_with_a_new_ip(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    project = unique_project()
+    async with simulator(project) as sim:
+        first = node_settings(project, node_ip="10.1.1.1")
+        async with running_node(kube_api, sim, first, keep_node=True) as node:
+            await node.kube.post(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                deployment("moved", node.name, 1),
+            )
+            await _running(node, namespace, "moved", 1)
+        async with running_node(kube_api, sim, node_settings(project, node_ip="10.2.2.2")) as node:
+            (group,) = node.groups()
+            sim.stop_group(ORG, project, group.name)
+
+            async def failed() -> bool:
+                return any(
+                    phase(p) == "Failed" for p in await pods(node.kube, namespace, "app=moved")
+                )
+
+            await eventually(failed, 30, "the stopped group's pod Failed")
+            refused = node.registry.get_sample_value(
+                "salad_vk_kubernetes_requests_total",
+                {"node": node.name, "verb": "PATCH", "resource": "pods/status", "code": "422"},
+            )
+            assert not refused
+
+
+async def test_a_deleted_node_object_is_registered_again_before_its_pods_are_collected(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    project = unique_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(project)) as node,
+    ):
+        await node.kube.post(
+            f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("kept", node.name, 2)
+        )
+        await _running(node, namespace, "kept", 2)
+        before = {p["metadata"]["uid"] for p in await pods(node.kube, namespace, "app=kept")}
+        old_uid = (await node.kube.get(f"/api/v1/nodes/{node.name}"))["metadata"]["uid"]
+        await node.kube.delete(f"/api/v1/nodes/{node.name}")
+
+        async def registered_again() -> bool:
+            try:
+                current = await node.kube.get(f"/api/v1/nodes/{node.name}")
+            except KubeNotFound:
+                return False
+            return bool(current["metadata"]["uid"] != old_uid)
+
+        # PodGC waits 40 s before collecting pods of a missing node.
+        await eventually(registered_again, 25, "the Node registered again")
+        await anyio.sleep(2)
+        after = {p["metadata"]["uid"] for p in await pods(node.kube, namespace, "app=kept")}
+        assert after == before
+        assert len(node.groups()) == 2 and not node.groups(deleted=True)
+
+
+async def test_a_failing_call_for_one_pod_backs_off_instead_of_spinning(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    project = unique_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(project)) as node,
+    ):
+        calls: list[float] = []
+
+        async def forbidden(*_: Any) -> Any:
+            calls.append(anyio.current_time())
+            raise KubeError(403, "Forbidden", "secrets is forbidden", "GET", "/api/v1/...")
+
+        node.node.reconciler._references.read = forbidden  # type: ignore[method-assign,assignment]
+        name = f"needs-secret-{uuid.uuid4().hex[:4]}"
+        await node.kube.post(
+            f"/api/v1/namespaces/{namespace}/pods",
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "nodeName": node.name,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "nginx",
+                            "command": ["nginx"],
+                            "env": [
+                                {
+                                    "name": "TOKEN",
+                                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
+                                }
+                            ],
+                        }
+                    ],
+                },
+            },
+        )
+        await anyio.sleep(5)
+        # Backoff from 2 s: at most a handful of tries in 5 s, not one per 50 ms pass.
+        assert 1 <= len(calls) <= 3, calls

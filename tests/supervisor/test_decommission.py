@@ -1,0 +1,126 @@
+"""Retiring a node finishes what it starts — and stops when the removal is taken back."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from kubernetes_asyncio.client.api_client import ApiClient
+
+from config import DecommissionPolicy
+from nodes.kube import KubeError, KubeNotFound
+from nodes.settings import CORDONED_BY
+from supervisor.decommission import decommission
+from tests.nodes.harness import eventually, phase
+
+from .harness import ConfigMapDir, key_of, projects_yaml, running_supervisor, simulator
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyKube:
+    """Answers like an API server that fails the first pod list with a 503."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._pods = [{"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}}]
+        self._failed = False
+
+    async def patch(self, path: str, body: Any, kind: str = "strategic") -> dict[str, Any]:
+        self.calls.append(("PATCH", path))
+        return {}
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        self.calls.append(("GET", path))
+        if not self._failed:
+            self._failed = True
+            raise KubeError(503, "ServiceUnavailable", "try again", "GET", path)
+        return {"items": self._pods}
+
+    async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
+        self.calls.append(("DELETE", path))
+        if "/pods/" in path:
+            self._pods = []
+            return {}
+        raise KubeNotFound(404, "NotFound", "gone", "DELETE", path)
+
+
+async def test_a_transient_error_during_a_drain_is_retried_and_the_node_still_removed() -> None:
+    kube = FlakyKube()
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    await decommission(kube, "n", DecommissionPolicy.DRAIN, stop, 30.0)  # type: ignore[arg-type]
+    assert ("DELETE", "/api/v1/namespaces/ns/pods/p") in kube.calls
+    assert stopped == [True]
+    assert ("DELETE", "/api/v1/nodes/n") in kube.calls
+    assert (
+        "DELETE",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n",
+    ) in kube.calls
+
+
+async def test_a_removal_taken_back_mid_drain_keeps_the_node_and_lifts_the_cordon(
+    kube_api: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    name = f"d{uuid.uuid4().hex[:6]}"
+    project = f"{name}-p"
+    async with simulator([project]) as sim:
+        config = ConfigMapDir(tmp_path / "config")
+        keys = tmp_path / "keys"
+        config.write(projects_yaml(sim, keys, {name: project}))
+        async with running_supervisor(kube_api, config.path, drain_timeout=120) as running:
+            kube = running.kube
+
+            async def node_ready() -> bool:
+                return running.supervisor.readiness().get(name, False)
+
+            await eventually(node_ready, 30, "the node Ready")
+            pod_path = f"/api/v1/namespaces/{namespace}/pods/resident"
+            await kube.post(
+                f"/api/v1/namespaces/{namespace}/pods",
+                {
+                    "metadata": {"name": "resident"},
+                    "spec": {
+                        "nodeName": name,
+                        "containers": [{"name": "main", "image": "nginx", "command": ["nginx"]}],
+                    },
+                },
+            )
+
+            async def resident_running() -> bool:
+                return phase(await kube.get(pod_path)) == "Running"
+
+            await eventually(resident_running, 30, "the pod Running")
+            # SaladCloud refuses the key: the pod's group cannot be deleted, so the drain
+            # waits on it — long enough to take the removal back.
+            uid = (await kube.get(f"/api/v1/nodes/{name}"))["metadata"]["uid"]
+            sim.revoke_key(key_of(project))
+            config.write(projects_yaml(sim, keys, {}))
+
+            async def cordoned() -> bool:
+                node = await kube.get(f"/api/v1/nodes/{name}")
+                return bool(node["spec"].get("unschedulable"))
+
+            await eventually(cordoned, 15, "the node cordoned for the drain")
+            config.write(projects_yaml(sim, keys, {name: project}))
+            sim.accept_key(key_of(project))
+
+            async def served_again() -> bool:
+                node = await kube.get(f"/api/v1/nodes/{name}")
+                return (
+                    not node["spec"].get("unschedulable")
+                    and CORDONED_BY not in (node["metadata"].get("annotations") or {})
+                    and running.supervisor.readiness().get(name, False)
+                )
+
+            await eventually(served_again, 30, "the node served again, uncordoned")
+            await anyio.sleep(1)
+            node = await kube.get(f"/api/v1/nodes/{name}")
+            assert node["metadata"]["uid"] == uid, "the Node was kept, not deleted and re-made"
+            await kube.delete(f"/api/v1/nodes/{name}")
