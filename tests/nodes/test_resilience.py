@@ -176,3 +176,27 @@ async def test_a_failing_call_for_one_pod_backs_off_instead_of_spinning(
         await anyio.sleep(5)
         # Backoff from 2 s: at most a handful of tries in 5 s, not one per 50 ms pass.
         assert 1 <= len(calls) <= 3, calls
+
+
+async def test_a_project_saladcloud_does_not_know_is_reported_on_the_node(
+    kube_api: ApiClient,
+) -> None:
+    project = unique_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(f"{project}-typo")) as node,
+    ):
+
+        async def reported() -> bool:
+            current = await node.kube.get(f"/api/v1/nodes/{node.name}")
+            conditions = {c["type"]: c for c in current["status"]["conditions"]}
+            taints = {t["key"] for t in current["spec"].get("taints") or []}
+            salad = conditions["SaladCloudReachable"]
+            return (
+                salad["status"] == "False"
+                and salad["reason"] == "ProjectNotFound"
+                and conditions["Ready"]["status"] == "True"
+                and "salad.com/saladcloud-unavailable" in taints
+            )
+
+        await eventually(reported, 20, "ProjectNotFound on the node, Ready kept, tainted")
