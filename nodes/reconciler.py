@@ -574,16 +574,24 @@ class Reconciler:
         delay = min(_MAX_BACKOFF, 2.0 ** min(tracked.attempts, 9))
         tracked.next_attempt = time.monotonic() + delay
 
-    async def _adopt_or_fail(self, pod: JSON, tracked: _Pod) -> None:
+    async def _lookup(self, pod: JSON, tracked: _Pod, *, after: str) -> ContainerGroup | None:
+        """Our group, asked for by name; None after failing the pod because it is gone.
+
+        ``after`` says what made us ask: the 404 means something different after a
+        ``name_conflict`` (the name was ours and cannot be used again) than after a list.
+        """
         try:
-            group = await self._salad.get_container_group(tracked.group)
+            return await self._salad.get_container_group(tracked.group)
         except SaladNotFound:
-            await self._fail(
-                pod,
-                "ContainerGroupDeleted",
-                f"container group {tracked.group} was deleted outside Kubernetes "
-                "(SaladCloud never reuses a name, so it cannot be created again)",
-            )
+            message = f"container group {tracked.group} was deleted outside Kubernetes"
+            if after == "name_conflict":
+                message += " (SaladCloud never reuses a name, so it cannot be created again)"
+            await self._fail(pod, "ContainerGroupDeleted", message)
+            return None
+
+    async def _adopt_or_fail(self, pod: JSON, tracked: _Pod) -> None:
+        group = await self._lookup(pod, tracked, after="name_conflict")
+        if group is None:
             return
         owner = owner_of(group)
         if owner is not None and owner.uid != tracked.uid:
@@ -613,14 +621,8 @@ class Reconciler:
 
     async def _confirm(self, pod: JSON, tracked: _Pod) -> None:
         """The list did not show our group: ask for it by name before believing it gone."""
-        try:
-            group = await self._salad.get_container_group(tracked.group)
-        except SaladNotFound:
-            await self._fail(
-                pod,
-                "ContainerGroupDeleted",
-                f"container group {tracked.group} was deleted outside Kubernetes",
-            )
+        group = await self._lookup(pod, tracked, after="list")
+        if group is None:
             return
         tracked.fetched, tracked.fetched_at = group, time.monotonic()
 

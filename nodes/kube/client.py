@@ -10,6 +10,7 @@ writes can never hold a lease renewal back in the client-side queue.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
@@ -110,16 +111,9 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = None,
     ) -> JSON:
-        if self._limiter is None:
-            return await self._send(
-                method,
-                path,
-                params=params,
-                body=body,
-                content_type=content_type,
-                request_timeout=request_timeout,
-            )
-        async with self._limiter:
+        # Heartbeats pass no limiter: pod work can never queue them.
+        limit = self._limiter if self._limiter is not None else contextlib.nullcontext()
+        async with limit:
             return await self._send(
                 method,
                 path,

@@ -323,7 +323,7 @@ def _text(setting: _Setting, raw: str, field: str, problems: Problems) -> str | 
 
 def _tags(setting: _Setting, raw: str, field: str, problems: Problems) -> list[DatadogTag] | None:
     """``name:value,name:value`` (Datadog's own tag syntax) into tags."""
-    tags: list[DatadogTag] = []
+    pairs: list[tuple[str, str, str]] = []
     for index, entry in enumerate(part.strip() for part in raw.split(",")):
         if not entry:
             continue
@@ -334,23 +334,9 @@ def _tags(setting: _Setting, raw: str, field: str, problems: Problems) -> list[D
                 INVALID_ANNOTATION, field, f"tag {index + 1} is not of the form name:value"
             )
             return None
-        for text, what in ((name, f"tag {index + 1} name"), (value, f"tag {index + 1} value")):
-            if not check_text(
-                text,
-                field=field,
-                what=what,
-                reason=INVALID_ANNOTATION,
-                problems=problems,
-                maximum=LOGGING_VALUE_MAX,
-            ):
-                return None
-        tags.append(DatadogTag(name=name, value=value))
-    if len(tags) > LOGGING_LIST_MAX:
-        problems.add(
-            INVALID_ANNOTATION, field, f"{len(tags)} tags; SaladCloud accepts at most 1000"
-        )
-        return None
-    return tags
+        pairs.append((name, value, f"tag {index + 1}"))
+    checked = _name_value_pairs(pairs, field, problems, "tags")
+    return None if checked is None else [DatadogTag(name=n, value=v) for n, v in checked]
 
 
 def _headers(
@@ -368,25 +354,35 @@ def _headers(
             'is not a JSON object of strings, like {"Authorization": "Bearer ..."}',
         )
         return None
-    headers: list[HttpHeader] = []
-    for name, value in parsed.items():
-        for text, what in ((name, "a header name"), (value, f"the value of header {name!r}")):
+    pairs = [(name, value, f"header {name!r}") for name, value in parsed.items()]
+    checked = _name_value_pairs(pairs, field, problems, "headers")
+    return None if checked is None else [HttpHeader(name=n, value=v) for n, v in checked]
+
+
+def _name_value_pairs(
+    pairs: list[tuple[str, str, str]], field: str, problems: Problems, noun: str
+) -> list[tuple[str, str]] | None:
+    """Each (name, value, what) checked as one line SaladCloud accepts, and their number
+    within its list limit; None once a problem was reported."""
+    for name, value, what in pairs:
+        for text, part in ((name, f"the name of {what}"), (value, f"the value of {what}")):
             if not check_text(
                 text,
                 field=field,
-                what=what,
+                what=part,
                 reason=INVALID_ANNOTATION,
                 problems=problems,
                 maximum=LOGGING_VALUE_MAX,
             ):
                 return None
-        headers.append(HttpHeader(name=name, value=value))
-    if len(headers) > LOGGING_LIST_MAX:
+    if len(pairs) > LOGGING_LIST_MAX:
         problems.add(
-            INVALID_ANNOTATION, field, f"{len(headers)} headers; SaladCloud accepts at most 1000"
+            INVALID_ANNOTATION,
+            field,
+            f"{len(pairs)} {noun}; SaladCloud accepts at most {LOGGING_LIST_MAX}",
         )
         return None
-    return headers
+    return [(name, value) for name, value, _ in pairs]
 
 
 _PARSERS: dict[str, Callable[[_Setting, str, str, Problems], Any]] = {

@@ -22,11 +22,11 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from tests.controlplane import cluster
+from tests.manifests import workload
 
 from . import common
 
@@ -46,39 +46,6 @@ def _kube(plane: cluster.ControlPlane) -> httpx.Client:
     tls = ssl.create_default_context(cafile=str(folder / "ca.crt"))
     tls.load_cert_chain(str(folder / "client.crt"), str(folder / "client.key"))
     return httpx.Client(base_url=plane.server, verify=tls, timeout=30)
-
-
-def _deployment(name: str, node: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "nodeSelector": {"kubernetes.io/hostname": node},
-                    "tolerations": [
-                        {
-                            "key": "virtual-kubelet.io/provider",
-                            "operator": "Equal",
-                            "value": "saladcloud",
-                            "effect": "NoSchedule",
-                        }
-                    ],
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "nginx:1.27",
-                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 def _renewals(kube: httpx.Client) -> dict[str, datetime]:
@@ -143,7 +110,7 @@ def run(nodes: int, pods_per_node: int, observe: float, time_scale: float) -> No
                 for name in names:
                     kube.post(
                         f"/apis/apps/v1/namespaces/{namespace}/deployments",
-                        json=_deployment(name, name, pods_per_node),
+                        json=workload(name, pods_per_node, node=name),
                     )
                 burst = time.monotonic()
                 total = nodes * pods_per_node

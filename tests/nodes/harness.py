@@ -22,17 +22,11 @@ from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.ratelimit import KeyBudget
 from nodes.saladcloud.retry import RetryPolicy
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
-from nodes.settings import PROVIDER_TAINT, NodeSettings
+from nodes.settings import NodeSettings
+from tests.manifests import workload
 
 ORG = "acme"
 KEY = "sk-node-test-7c1e9a3f5b2d4e6a8c0f1b3d5e7a9c2f"
-TOLERATION = {
-    "key": PROVIDER_TAINT["key"],
-    "operator": "Equal",
-    "value": PROVIDER_TAINT["value"],
-    "effect": "NoSchedule",
-}
-
 # SaladCloud time runs this much faster than the wall clock in node tests: a group
 # that takes ~2 simulated minutes to come up is running in well under a second.
 TIME_SCALE = 600.0
@@ -132,31 +126,7 @@ def unique_project() -> str:
 def deployment(
     name: str, node: str, replicas: int, *, container: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "nodeSelector": {"kubernetes.io/hostname": node},
-                    "tolerations": [TOLERATION],
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [
-                        container
-                        or {
-                            "name": "main",
-                            "image": "nginx:1.27",
-                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return workload(name, replicas, node=node, container=container)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

@@ -9,8 +9,8 @@ import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeClient, KubeError, KubeNotFound
-from nodes.settings import PROVIDER_TAINT
 from tests.controlplane.cluster import ControlPlane
+from tests.manifests import CONTAINER, label_in, workload
 from tests.nodes.harness import eventually, phase, pods
 from tests.supervisor.harness import ORG, simulator
 
@@ -25,53 +25,17 @@ WORKER_TOKEN = "tok-identity-test-3f9c1e7a"
 
 def worker(name: str, projects: list[str]) -> dict[str, object]:
     """A Deployment for the release's nodes whose container reads a Secret."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {
-                                                "key": "salad.com/project",
-                                                "operator": "In",
-                                                "values": projects,
-                                            }
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                    "tolerations": [{**PROVIDER_TAINT, "operator": "Equal"}],
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "worker:1",
-                            "env": [
-                                {
-                                    "name": "TOKEN",
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": "worker-token", "key": "token"}
-                                    },
-                                }
-                            ],
-                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                        }
-                    ],
-                },
-            },
-        },
+    container = {
+        **CONTAINER,
+        "image": "worker:1",
+        "env": [
+            {
+                "name": "TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "worker-token", "key": "token"}},
+            }
+        ],
     }
+    return workload(name, 2, match=[label_in("salad.com/project", projects)], container=container)
 
 
 async def test_the_supervisor_serves_its_nodes_under_the_charts_service_account_alone(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import collections
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from nodes.settings import PROVIDER_TAINT
+from tests.manifests import CONTAINER, label_in, workload
 from tests.nodes.harness import eventually, phase, pods
 
 from .harness import ORG, ConfigMapDir, projects_yaml, running_supervisor, simulator
@@ -17,60 +18,10 @@ from .harness import ORG, ConfigMapDir, projects_yaml, running_supervisor, simul
 pytestmark = pytest.mark.anyio
 
 
-def spread_deployment(name: str, projects: list[str]) -> dict[str, object]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {
-                                                "key": "type",
-                                                "operator": "In",
-                                                "values": ["virtual-kubelet"],
-                                            },
-                                            {
-                                                "key": "salad.com/project",
-                                                "operator": "In",
-                                                "values": projects,
-                                            },
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                    "topologySpreadConstraints": [
-                        {
-                            "maxSkew": 1,
-                            "topologyKey": "salad.com/project",
-                            "whenUnsatisfiable": "DoNotSchedule",
-                            "labelSelector": {"matchLabels": {"app": name}},
-                        }
-                    ],
-                    "tolerations": [{**PROVIDER_TAINT, "operator": "Equal"}],
-                    "containers": [
-                        {
-                            "name": "worker",
-                            "image": "worker:1",
-                            "command": ["/worker"],
-                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+def spread_deployment(name: str, projects: list[str]) -> dict[str, Any]:
+    match = [label_in("type", ["virtual-kubelet"]), label_in("salad.com/project", projects)]
+    container = {**CONTAINER, "image": "worker:1", "command": ["/worker"]}
+    return workload(name, 0, match=match, spread_over="salad.com/project", container=container)
 
 
 async def test_scaling_0_30_0_through_the_scale_subresource_spreads_and_cleans_up(
