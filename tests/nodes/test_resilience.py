@@ -14,6 +14,7 @@ from nodes.kube import KubeError, KubeNotFound
 from nodes.saladcloud.models import ContainerGroup
 
 from .harness import (
+    KEY,
     ORG,
     RunningNode,
     deployment,
@@ -200,3 +201,35 @@ async def test_a_project_saladcloud_does_not_know_is_reported_on_the_node(
             )
 
         await eventually(reported, 20, "ProjectNotFound on the node, Ready kept, tainted")
+
+
+async def test_the_lease_is_owned_by_the_node_and_others_conditions_survive_our_writes(
+    kube_api: ApiClient,
+) -> None:
+    project = unique_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(project)) as node,
+    ):
+        path = f"/api/v1/nodes/{node.name}"
+        uid = (await node.kube.get(path))["metadata"]["uid"]
+        lease = await node.kube.get(
+            f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node.name}"
+        )
+        (owner,) = lease["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == ("Node", node.name, uid)
+
+        # node-problem-detector (say) reports something of its own...
+        await node.kube.patch(
+            f"{path}/status",
+            {"status": {"conditions": [{"type": "example.com/GPUDriver", "status": "False"}]}},
+        )
+        # ...then SaladCloud refuses the key, and the node writes its conditions.
+        sim.revoke_key(KEY)
+
+        async def written_and_kept() -> bool:
+            current = await node.kube.get(path)
+            kinds = {c["type"]: c["status"] for c in current["status"]["conditions"]}
+            return kinds.get("SaladCloudReachable") == "False" and "example.com/GPUDriver" in kinds
+
+        await eventually(written_and_kept, 20, "our condition written, theirs kept")
