@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ PROJECTS = ("gpu-east", "gpu-west", "gpu-eu")
 NAMESPACE = "salad-vk-demo"
 APP = "inference"
 _KEY = "demo-key-not-a-secret"
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,8 +163,19 @@ def _node_name(project: str) -> str:
     return f"salad-demo-{project}"
 
 
-async def _progress(kube: KubeClient, sim: Simulator) -> tuple[str, int, dict[str, int]]:
-    """A table of nodes, pods and groups; the number of Running pods; groups per project."""
+@dataclass(frozen=True)
+class Progress:
+    """What the demo shows at one moment, and what its steps wait for."""
+
+    table: str
+    nodes_ready: int
+    pods_running: int
+    groups: dict[str, int]
+    """Live container groups per project."""
+
+
+async def _progress(kube: KubeClient, sim: Simulator) -> Progress:
+    """Nodes, pods per node and phase, and container groups per project, right now."""
     rows = []
     ready = 0
     pods = (await kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods")).get("items") or []
@@ -179,7 +192,11 @@ async def _progress(kube: KubeClient, sim: Simulator) -> tuple[str, int, dict[st
         try:
             node = await kube.get(f"/api/v1/nodes/{name}")
             conditions = {c["type"]: c["status"] for c in node["status"].get("conditions") or []}
-            state = "Ready" if conditions.get("Ready") == "True" else "NotReady"
+            # Until the node lifecycle controller has seen Ready, a new node carries
+            # the not-ready taint and the scheduler passes it by.
+            taints = {t["key"] for t in node["spec"].get("taints") or []}
+            usable = conditions.get("Ready") == "True" and NOT_READY_TAINT not in taints
+            state = "Ready" if usable else "NotReady"
         except KubeNotFound:
             state = "absent"
         ready += state == "Ready"
@@ -190,10 +207,10 @@ async def _progress(kube: KubeClient, sim: Simulator) -> tuple[str, int, dict[st
         )
     running = sum(c["Running"] for c in phases.values())
     header = f"  nodes Ready: {ready}/{len(PROJECTS)}   pods Running: {running}/{len(pods)}"
-    return "\n".join([header, *rows]), running, groups
+    return Progress("\n".join([header, *rows]), ready, running, groups)
 
 
-Check = Callable[[int, dict[str, int]], Awaitable[bool]]
+Check = Callable[[Progress], Awaitable[bool]]
 """Given pods Running and groups per project: is the demo's current step done?"""
 
 
@@ -202,9 +219,9 @@ async def _until(
 ) -> None:
     deadline = time.monotonic() + give_up_after
     while True:
-        table, running, groups = await _progress(kube, sim)
-        printer.table(table)
-        if await check(running, groups):
+        progress = await _progress(kube, sim)
+        printer.table(progress.table)
+        if await check(progress):
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"salad-vk demo: gave up after {give_up_after:.0f}s")
@@ -212,9 +229,7 @@ async def _until(
 
 
 @contextlib.asynccontextmanager
-async def _supervisor(
-    kubeconfig: Path, sim: Simulator, work: Path
-) -> AsyncIterator[tuple[Supervisor, KubeClient]]:
+async def _supervisor(kubeconfig: Path, sim: Simulator, work: Path) -> AsyncIterator[KubeClient]:
     keys = work / "keys"
     keys.mkdir()
     (keys / "demo").write_text(_KEY)
@@ -249,7 +264,7 @@ async def _supervisor(
         async with anyio.create_task_group() as group:
             await group.start(supervisor.run)
             try:
-                yield supervisor, kube
+                yield kube
             finally:
                 group.cancel_scope.cancel()
         for project in PROJECTS:
@@ -281,11 +296,11 @@ async def _run(args: argparse.Namespace, kubeconfig: Path, printer: _Printer) ->
     with tempfile.TemporaryDirectory(prefix="salad-vk-demo-") as scratch:
         async with running_simulator(options) as sim:
             printer.say(f"SaladCloud simulator serving {', '.join(PROJECTS)} at {sim.url}")
-            async with _supervisor(kubeconfig, sim, Path(scratch)) as (supervisor, kube):
+            async with _supervisor(kubeconfig, sim, Path(scratch)) as kube:
                 printer.say("supervisor started: one virtual node per project")
 
-                async def all_ready(*_: Any) -> bool:
-                    return all(supervisor.readiness().values())
+                async def all_ready(progress: Progress) -> bool:
+                    return progress.nodes_ready == len(PROJECTS)
 
                 await _until(all_ready, printer, kube, sim, 60)
                 with contextlib.suppress(Exception):
@@ -299,17 +314,20 @@ async def _run(args: argparse.Namespace, kubeconfig: Path, printer: _Printer) ->
                     )
                     await _scale(kube, target)
 
-                    async def scaled_up(running: int, groups: dict[str, int]) -> bool:
-                        return running == target and sum(groups.values()) == target
+                    async def scaled_up(progress: Progress) -> bool:
+                        return (
+                            progress.pods_running == target
+                            and sum(progress.groups.values()) == target
+                        )
 
                     await _until(scaled_up, printer, kube, sim, 180)
                     printer.say(f"scale-up shown: {target} pods Running, one container group each")
                     printer.say(f"scaling {APP} {target} -> 0")
                     await _scale(kube, 0)
 
-                    async def scaled_down(running: int, groups: dict[str, int]) -> bool:
+                    async def scaled_down(progress: Progress) -> bool:
                         pods = await kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods")
-                        return not pods.get("items") and sum(groups.values()) == 0
+                        return not pods.get("items") and sum(progress.groups.values()) == 0
 
                     await _until(scaled_down, printer, kube, sim, 180)
                     printer.say("scale-down shown: no pod and no container group left")

@@ -15,7 +15,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from nodes.kube import KubeClient
 from tests.controlplane.cluster import ControlPlane
 from tests.nodes.harness import eventually, phase, pods
-from tests.supervisor.harness import ORG, simulator
+from tests.supervisor.harness import ORG, schedulable, simulator
 
 from .chart import REPO, Manifest
 from .kube import create, ensure_crds
@@ -121,14 +121,12 @@ async def test_scaling_the_example_0_12_0_spreads_over_every_node_and_cleans_up(
     async with simulator(projects) as sim:
         values = release_values(sim, nodes)
         values["nodeDefaults"]["labels"] = {"salad-vk-test/run": prefix}
-        async with running_release(
-            kube_api, control_plane.kubeconfig, namespace, values, tmp_path
-        ) as release:
+        async with running_release(kube_api, control_plane.kubeconfig, namespace, values, tmp_path):
 
             async def ready() -> bool:
-                return all(release.supervisor.supervisor.readiness().values())
+                return await schedulable(admin, list(nodes))
 
-            await eventually(ready, 30, "3 nodes Ready")
+            await eventually(ready, 30, "3 nodes Ready and schedulable")
             await create(admin, in_namespace(deployment, namespace))
 
             async def scale(replicas: int) -> None:

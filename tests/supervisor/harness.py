@@ -16,7 +16,7 @@ import yaml
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from config import NodeConfig, ProcessSettings
-from nodes.kube import KubeClient
+from nodes.kube import KubeClient, KubeNotFound
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
 from supervisor.slot import Runnable
 from supervisor.supervisor import NodeBuilder, Shared, Supervisor
@@ -154,3 +154,22 @@ async def running_supervisor(
                 yield RunningSupervisor(supervisor, KubeClient(kube_api, node="test"), shared)
             finally:
                 group.cancel_scope.cancel()
+
+
+NOT_SCHEDULABLE_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+
+
+async def schedulable(kube: KubeClient, names: Sequence[str]) -> bool:
+    """Whether the scheduler sees every node as Ready: a node just registered carries
+    ``node.kubernetes.io/not-ready`` until the node lifecycle controller has seen its
+    Ready condition, and a spread that honours taints counts it out until then."""
+    for name in names:
+        try:
+            node = await kube.get(f"/api/v1/nodes/{name}")
+        except KubeNotFound:
+            return False
+        conditions = {c["type"]: c["status"] for c in node["status"].get("conditions") or []}
+        taints = {t["key"] for t in node["spec"].get("taints") or []}
+        if conditions.get("Ready") != "True" or taints & NOT_SCHEDULABLE_TAINTS:
+            return False
+    return True

@@ -13,7 +13,14 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from tests.manifests import CONTAINER, label_in, workload
 from tests.nodes.harness import eventually, phase, pods
 
-from .harness import ORG, ConfigMapDir, projects_yaml, running_supervisor, simulator
+from .harness import (
+    ORG,
+    ConfigMapDir,
+    projects_yaml,
+    running_supervisor,
+    schedulable,
+    simulator,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -37,9 +44,9 @@ async def test_scaling_0_30_0_through_the_scale_subresource_spreads_and_cleans_u
             kube = running.kube
 
             async def ready() -> bool:
-                return all(running.supervisor.readiness().values())
+                return await schedulable(running.kube, list(nodes))
 
-            await eventually(ready, 30, "3 nodes Ready")
+            await eventually(ready, 30, "3 nodes Ready and schedulable")
             apps = f"/apis/apps/v1/namespaces/{namespace}/deployments"
             await kube.post(apps, spread_deployment("scaled", projects))
 
