@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .kube import KubeClient, KubeError
-from .node_object import timestamp
+from .translate import timestamp
 
 log = logging.getLogger(__name__)
 

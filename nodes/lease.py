@@ -115,6 +115,10 @@ class LeaseKeeper:
             "leaseTransitions": transitions,
         }
 
+    def _owner(self, node_uid: str) -> dict[str, str]:
+        """Deleting the Node deletes its Lease with it."""
+        return {"apiVersion": "v1", "kind": "Node", "name": self._node, "uid": node_uid}
+
     async def _acquire(self) -> None:
         # The lease's owner must be the Node as it is now: if someone deleted it, the
         # lease would be garbage-collected again (and the node never re-registered).
@@ -130,15 +134,7 @@ class LeaseKeeper:
                     "metadata": {
                         "name": self._node,
                         "namespace": NAMESPACE,
-                        # Deleting the Node deletes its Lease with it.
-                        "ownerReferences": [
-                            {
-                                "apiVersion": "v1",
-                                "kind": "Node",
-                                "name": self._node,
-                                "uid": node_uid,
-                            }
-                        ],
+                        "ownerReferences": [self._owner(node_uid)],
                     },
                     "spec": self._spec(0),
                 },
@@ -149,10 +145,8 @@ class LeaseKeeper:
         spec = current.get("spec") or {}
         current["spec"] = self._spec(int(spec.get("leaseTransitions") or 0) + 1)
         owners = current.setdefault("metadata", {}).setdefault("ownerReferences", [])
-        if not any(o.get("kind") == "Node" and o.get("uid") == node_uid for o in owners):
-            current["metadata"]["ownerReferences"] = [
-                {"apiVersion": "v1", "kind": "Node", "name": self._node, "uid": node_uid}
-            ]
+        if self._owner(node_uid) not in owners:
+            current["metadata"]["ownerReferences"] = [self._owner(node_uid)]
         self._lease = await self._kube.put(self._path, current, request_timeout=self._timeout)
 
     async def _wait_for_other_holder(self, lease: dict[str, Any]) -> None:

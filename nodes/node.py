@@ -17,7 +17,7 @@ from anyio.abc import TaskStatus
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from .events import EventRecorder
-from .kube import KubeClient, KubeError
+from .kube import KubeClient
 from .lease import LeaseKeeper
 from .metrics import NodeMetrics
 from .node_reporter import NodeReporter
@@ -40,12 +40,9 @@ class VirtualNode:
         kube_api: ApiClient,
         salad: SaladClient,
         metrics: NodeMetrics | None = None,
-        kube_concurrency: int = 16,
     ) -> None:
         self.settings = settings
-        self._kube = KubeClient(
-            kube_api, node=settings.name, metrics=metrics, concurrency=kube_concurrency
-        )
+        self._kube = KubeClient(kube_api, node=settings.name, metrics=metrics)
         self._salad = salad
         self._metrics = metrics
         self.reporter = NodeReporter(self._kube, settings)
@@ -62,7 +59,7 @@ class VirtualNode:
         self.pods = PodWatch(
             self._kube,
             settings.name,
-            on_change=self._pods_changed,
+            on_change=lambda: self.reconciler.poke(),  # noqa: PLW0108 - built below
             resync_interval=settings.resync_interval,
         )
         self.reconciler = Reconciler(
@@ -88,9 +85,6 @@ class VirtualNode:
             fair = 0.0
         return max(self.settings.poll_interval, fair)
 
-    def _pods_changed(self, keys: set[str]) -> None:
-        self.reconciler.poke(keys)
-
     @property
     def ready(self) -> bool:
         """Registered and heartbeating: what /readyz reports per node."""
@@ -104,35 +98,16 @@ class VirtualNode:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the node until cancelled; ``task_status`` fires once it is Ready and has
         listed its pods."""
-        await self.reporter.register_retrying()
-        self.reconciler.kubernetes_version = await self._kubernetes_version()
-        self.reconciler.cluster_id = await self._cluster_id()
-        async with anyio.create_task_group() as parts:
-            await parts.start(self.lease.run)
-            await parts.start(self.reporter.run)
-            await parts.start(self.pods.run)
-            log.info("node serving", extra=self._extra)
-            task_status.started()
-            parts.start_soon(self.reconciler.run)
-
-    async def _cluster_id(self) -> str:
-        """The UID of kube-system: what tells this cluster's groups from another's."""
         try:
-            namespace = await self._kube.get("/api/v1/namespaces/kube-system")
-        except KubeError as error:
-            log.warning(
-                "cannot read the cluster's identity (namespace kube-system): %s; orphaned "
-                "container groups will not be collected",
-                error,
-                extra=self._extra,
-            )
-            return ""
-        return str(namespace["metadata"]["uid"])
-
-    async def _kubernetes_version(self) -> str:
-        try:
-            info = await self._kube.get("/version")
-        except KubeError as error:
-            log.warning("could not read the API server version: %s", error, extra=self._extra)
-            return ""
-        return str(info.get("gitVersion") or "")
+            await self.reporter.register_retrying()
+            async with anyio.create_task_group() as parts:
+                await parts.start(self.lease.run)
+                await parts.start(self.reporter.run)
+                await parts.start(self.pods.run)
+                log.info("node serving", extra=self._extra)
+                task_status.started()
+                parts.start_soon(self.reconciler.run)
+        finally:
+            # Its share of the API key's budget goes with the node: a restart or a
+            # removal must not leave a silent share that dilutes the others'.
+            self._salad.limiter.close()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .settings import UNAVAILABLE_TAINT_KEY, NodeSettings
+from .translate import timestamp
 
 SALAD_CONDITION = "SaladCloudReachable"
 OWN_CONDITIONS = (
@@ -40,13 +41,9 @@ class SaladHealth:
         return cls(True, "NotYetChecked", "SaladCloud has not been called yet")
 
 
-def timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def micro_timestamp(moment: datetime) -> str:
-    """``MicroTime`` as leases and events want it."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``MicroTime`` as leases want it (``timestamp`` is Kubernetes' second-precise Time)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def node_labels(settings: NodeSettings) -> dict[str, str]:

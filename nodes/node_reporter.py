@@ -48,10 +48,6 @@ class NodeReporter:
         self._wake = anyio.Event()
         self._extra = {"node": settings.name, "project": settings.project}
 
-    @property
-    def health(self) -> SaladHealth:
-        return self._health
-
     def set_health(self, health: SaladHealth) -> None:
         """Record SaladCloud's health; a change is written at once."""
         if health != self._health:
@@ -73,7 +69,10 @@ class NodeReporter:
             node = await self._kube.get(self._path)
         except KubeNotFound:
             node = await self._kube.post("/api/v1/nodes", node_manifest(self._settings))
-            log.info("registered node", extra=self._extra)
+            if self.uid:
+                log.warning("node object was deleted; registered it again", extra=self._extra)
+            else:
+                log.info("registered node", extra=self._extra)
         else:
             node = await self._adopt(node)
         self.uid = str(node["metadata"]["uid"])
@@ -118,7 +117,6 @@ class NodeReporter:
                 await self._write_taints()
                 await self._write_status(force=due)
             except KubeNotFound:
-                log.warning("node object is gone; registering it again", extra=self._extra)
                 await self.register_retrying()
             except KubeError as error:
                 log.warning("node status write failed: %s", error, extra=self._extra)
@@ -133,7 +131,6 @@ class NodeReporter:
         try:
             node = await self._kube.get(self._path)
         except KubeNotFound:
-            log.warning("node object is gone; registering it again", extra=self._extra)
             await self.register()
             return self.uid
         self.uid = str(node["metadata"]["uid"])

@@ -42,7 +42,7 @@ class PodWatch:
         kube: KubeClient,
         node_name: str,
         *,
-        on_change: Callable[[set[str]], None],
+        on_change: Callable[[], None],
         resync_interval: float = 300.0,
         watch_timeout: int = 290,
         page_size: int = 500,
@@ -97,15 +97,10 @@ class PodWatch:
             if not token:
                 break
             params = {**self._selector, "limit": str(self._page_size), "continue": str(token)}
-        changed = {
-            key
-            for key in set(fresh) | set(self.pods)
-            if _version(fresh.get(key)) != _version(self.pods.get(key))
-        }
         self.pods = fresh
         self.synced = True
         self.lists += 1
-        self._on_change(changed)
+        self._on_change()
         return version
 
     async def _watch_until_resync(self, version: str) -> None:
@@ -143,10 +138,4 @@ class PodWatch:
             self.pods[key] = pod
         else:
             return
-        self._on_change({key})
-
-
-def _version(pod: JSON | None) -> str | None:
-    if pod is None:
-        return None
-    return str((pod.get("metadata") or {}).get("resourceVersion"))
+        self._on_change()

@@ -27,7 +27,6 @@ Decisions that keep workloads safe:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -193,21 +192,17 @@ class Reconciler:
         self._written: dict[str, tuple[str, JSON]] = {}
         """uid -> (resourceVersion the pod had, status we wrote): until the watch brings
         the pod past that version, the same status is not written again."""
-        self.kubernetes_version = ""
-        """The API server's version, for the probe User-Agent; set by the node at start."""
-        self.cluster_id = ""
-        """This cluster's identity for the owner marks (kube-system's UID); set at start.
-        While unknown, no orphan is collected."""
         self._extra = {"node": settings.name, "project": settings.project}
 
     # --- signals -------------------------------------------------------------------
 
-    def poke(self, _: set[str] | None = None) -> None:
+    def poke(self) -> None:
         """Something changed (pods, a finished action): run a pass soon."""
         self._wake.set()
 
-    def list_soon(self, delay: float = 1.0) -> None:
-        self._next_list = min(self._next_list, time.monotonic() + delay)
+    def _list_soon(self) -> None:
+        """List again in a second (a deletion was sent: see it confirmed soon)."""
+        self._next_list = min(self._next_list, time.monotonic() + 1.0)
         self._wake.set()
 
     # --- the loop --------------------------------------------------------------------
@@ -295,8 +290,6 @@ class Reconciler:
                 self._spawn(actions, uid, work, tracked)
         for key in [k for k in self._tracked if k not in pods]:
             self._forget(actions, key, self._tracked.pop(key))
-        live_uids = {t.uid for t in self._tracked.values()}
-        self._written = {uid: w for uid, w in self._written.items() if uid in live_uids}
         if self._metrics is not None:
             for phase in {*phases, "Pending", "Running", "Succeeded", "Failed"}:
                 self._metrics.pods.labels(node=self._settings.name, phase=phase).set(
@@ -378,23 +371,16 @@ class Reconciler:
     def _status_work(
         self, pod: JSON, tracked: _Pod, group: ContainerGroup | None
     ) -> Callable[[], Awaitable[None]] | None:
-        status = pod_status(
-            pod,
-            group,
-            tracked.instances,
-            now=datetime.now(UTC),
-            node_ip=self._settings.node_ip,
-        )
+        now, node_ip = datetime.now(UTC), self._settings.node_ip
         if group is None and tracked.waiting is not None:
             reason, message = tracked.waiting
-            status = pending_status(
-                pod, reason, message, now=datetime.now(UTC), node_ip=self._settings.node_ip
-            )
+            status = pending_status(pod, reason, message, now=now, node_ip=node_ip)
+        else:
+            status = pod_status(pod, group, tracked.instances, now=now, node_ip=node_ip)
+        if self._written.get(tracked.uid) == (_version(pod), status):
+            return None  # written already; the watch has not brought it back yet
         if status_patch(pod.get("status") or {}, status) is None:
             return None
-        written = self._written.get(tracked.uid)
-        if written is not None and written == (_version(pod), status):
-            return None  # written already; the watch has not brought it back yet
         return lambda: self._write_status(pod, status)
 
     def _wants_instances(self, pod: JSON, tracked: _Pod, group: ContainerGroup, now: float) -> bool:
@@ -467,14 +453,24 @@ class Reconciler:
             )
         await pod_writes.remove(self._kube, pod)
 
-    async def _delete_group(self, pod: JSON | None, tracked: _Pod, why: str) -> None:
+    async def _send_delete(self, name: str) -> bool | None:
+        """Delete a group, letting a call already sent finish for the mutation grace even
+        when the node is being stopped. True: deleted; False: it was not there; None:
+        the outcome is unknown (the grace ran out)."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
-            with contextlib.suppress(SaladNotFound):
-                await self._salad.delete_container_group(tracked.group)
-            tracked.delete_sent_at = time.monotonic()
-        if tracked.delete_sent_at is None:
+            try:
+                await self._salad.delete_container_group(name)
+            except SaladNotFound:
+                self._groups.pop(name, None)
+                return False
+            self._groups.pop(name, None)
+            return True
+        return None
+
+    async def _delete_group(self, pod: JSON | None, tracked: _Pod, why: str) -> None:
+        if await self._send_delete(tracked.group) is None:
             return
-        self._groups.pop(tracked.group, None)
+        tracked.delete_sent_at = time.monotonic()
         if pod is not None:
             await self._events.on_pod(
                 pod,
@@ -483,10 +479,11 @@ class Reconciler:
                 f"deleted container group {tracked.group} ({why})",
             )
         log.info("deleted container group %s (%s)", tracked.group, why, extra=self._extra)
-        self.list_soon()
+        self._list_soon()
 
     def _forget(self, actions: TaskGroup, key: str, tracked: _Pod) -> None:
         """A pod left the cache (its deletion was observed, or its name has a new pod)."""
+        self._written.pop(tracked.uid, None)
         may_exist = tracked.group in self._groups or tracked.created_at is not None
         if may_exist and tracked.delete_sent_at is None and tracked.uid not in self._busy:
             self._spawn(
@@ -511,7 +508,7 @@ class Reconciler:
             default_country_codes=self._settings.default_country_codes,
             default_gpu_classes=self._settings.default_gpu_classes,
             default_priority=self._settings.default_priority,
-            kubernetes_version=self.kubernetes_version,
+            kubernetes_version=self._settings.cluster.version,
         )
 
     async def _gpu_class_list(self, pod: JSON) -> list[GpuClass]:
@@ -532,7 +529,7 @@ class Reconciler:
         if isinstance(body, Refusal):
             await self._refused(pod, tracked, body)
             return
-        body = with_owner(body, pod, self._settings.name, self.cluster_id or "unknown")
+        body = with_owner(body, pod, self._settings.name, self._settings.cluster.id or "unknown")
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
                 group = await self._salad.create_container_group(body)
@@ -641,7 +638,7 @@ class Reconciler:
     def _collect_orphans(self, actions: TaskGroup, live: Mapping[str, str], now: float) -> None:
         if not (self._pods.synced and self._pods.lists > 0 and self._listed_at is not None):
             return
-        if not self.cluster_id:
+        if not self._settings.cluster.id:
             return
         for name, group in list(self._groups.items()):
             if name in live or uid_suffix(name) is None:
@@ -649,7 +646,7 @@ class Reconciler:
             owner = owner_of(group)
             if owner is None or owner.node != self._settings.name:
                 continue
-            if owner.cluster != self.cluster_id:
+            if owner.cluster != self._settings.cluster.id:
                 continue
             # Age as this node has watched it, not by the server's clock: no skew between
             # the two can make a young group look old, and a restart starts the wait over.
@@ -673,16 +670,8 @@ class Reconciler:
             f"container group {group.name} is orphaned: pod {owner.namespace}/{owner.name} "
             f"({owner.uid}) no longer exists"
         )
-        deleted = False
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
-            try:
-                await self._salad.delete_container_group(group.name)
-            except SaladNotFound:
-                return
-            deleted = True
-        if not deleted:
+        if not await self._send_delete(group.name):
             return
-        self._groups.pop(group.name, None)
         log.warning("deleted orphaned %s", reason, extra=self._extra)
         if self._metrics is not None:
             self._metrics.orphans_deleted.labels(node=self._settings.name).inc()

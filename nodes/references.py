@@ -12,7 +12,7 @@ import base64
 import binascii
 import time
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from .kube import KubeClient, KubeNotFound
 
@@ -56,19 +56,16 @@ class ReferenceReader:
         return data
 
 
-def _plain(config_map: Mapping[str, object]) -> dict[str, str]:
-    data = config_map.get("data") or {}
-    return {str(k): str(v) for k, v in dict(data).items()}  # type: ignore[call-overload]
+def _plain(config_map: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (config_map.get("data") or {}).items()}
 
 
-def _decode(secret: Mapping[str, object]) -> dict[str, str]:
+def _decode(secret: Mapping[str, Any]) -> dict[str, str]:
+    # The API server answers with base64 `data` only (`stringData` is write-only).
     decoded: dict[str, str] = {}
-    data = secret.get("data") or {}
-    for key, value in dict(data).items():  # type: ignore[call-overload]
+    for key, value in (secret.get("data") or {}).items():
         try:
             decoded[str(key)] = base64.b64decode(str(value)).decode("utf-8", errors="replace")
         except (binascii.Error, ValueError):
             continue
-    string_data = secret.get("stringData") or {}
-    decoded.update({str(k): str(v) for k, v in dict(string_data).items()})  # type: ignore[call-overload]
     return decoded

@@ -17,6 +17,8 @@ from typing import Any
 from config.node import DEFAULT_CAPACITY
 from config.node import PROVIDER_TAINT as _PROVIDER_TAINT
 
+from .cluster import ClusterFacts
+
 PROVIDER_TAINT: dict[str, Any] = _PROVIDER_TAINT.model_dump(exclude_none=True)
 
 CORDONED_BY = "salad.com/cordoned-by"
@@ -47,6 +49,8 @@ class NodeSettings:
     kubelet_port: int = 10250
     identity: str = field(default_factory=default_identity)
     version: str = "0.0.0"
+    cluster: ClusterFacts = field(default_factory=ClusterFacts)
+    """Read once per process (``read_cluster_facts``) and handed to every node."""
 
     poll_interval: float = 10.0
     """Seconds between two lists of the project's container groups (at least)."""

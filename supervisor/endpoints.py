@@ -32,7 +32,6 @@ class LoopLag:
         self._metrics = metrics
         self.last_tick = time.monotonic()
         self.last_lag = 0.0
-        self.worst_lag = 0.0
 
     @property
     def responsive(self) -> bool:
@@ -44,7 +43,6 @@ class LoopLag:
             await anyio.sleep(_TICK)
             self.last_tick = time.monotonic()
             self.last_lag = max(0.0, self.last_tick - before - _TICK)
-            self.worst_lag = max(self.worst_lag, self.last_lag)
             if self._metrics is not None:
                 self._metrics.event_loop_lag.observe(self.last_lag)
 

@@ -83,25 +83,19 @@ class NodeSlot:
             self.stopped.set()
 
     async def _run_once(self) -> None:
+        """Run one incarnation until it fails; cancellation passes straight through."""
         try:
-            self.node = self._build()
+            self.node = node = self._build()
             async with anyio.create_task_group() as group:
-                await group.start(self._serve, self.node)
+                await group.start(node.run)
                 self.serving.set()
         except Exception:
-            self.restarts += 1
-            if self._metrics is not None:
-                self._metrics.node_restarts.labels(node=self.name).inc()
             log.exception("node failed")
         else:
             # A node only returns if something is wrong with it: serving is forever.
-            self.restarts += 1
-            if self._metrics is not None:
-                self._metrics.node_restarts.labels(node=self.name).inc()
             log.error("node stopped unexpectedly")
         finally:
             self.node = None
-
-    @staticmethod
-    async def _serve(node: Runnable, *, task_status: TaskStatus[None]) -> None:
-        await node.run(task_status=task_status)
+        self.restarts += 1
+        if self._metrics is not None:
+            self._metrics.node_restarts.labels(node=self.name).inc()

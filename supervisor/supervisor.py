@@ -35,6 +35,7 @@ from config import (
     content_hash,
     load_projects,
 )
+from nodes.cluster import ClusterFacts, read_cluster_facts
 from nodes.kube import KubeClient
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
@@ -72,24 +73,6 @@ class Shared:
         self.budgets = KeyBudgets()
 
 
-class _Incarnation:
-    """One run of one node, owning its share of its API key's rate budget."""
-
-    def __init__(self, node: VirtualNode, release: Callable[[], None]) -> None:
-        self.node = node
-        self._release = release
-
-    @property
-    def ready(self) -> bool:
-        return self.node.ready
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await self.node.run(task_status=task_status)
-        finally:
-            self._release()
-
-
 class Supervisor:
     def __init__(
         self,
@@ -118,6 +101,7 @@ class Supervisor:
         self._retiring: dict[str, anyio.CancelScope] = {}
         """Nodes being decommissioned; cancelling the scope takes the removal back."""
         self._kube = KubeClient(shared.kube_api, node="-supervisor-")
+        self._cluster = ClusterFacts()
         self._group: TaskGroup | None = None
 
     # --- readiness ---------------------------------------------------------------------
@@ -140,6 +124,7 @@ class Supervisor:
             node_ip=self._node_ip,
             identity=self._identity,
             version=__version__,
+            cluster=self._cluster,
             poll_interval=node.poll_interval,
             lease_duration_seconds=s.lease_duration_seconds,
             lease_renew_interval=s.lease_renew_interval_seconds,
@@ -165,13 +150,12 @@ class Supervisor:
             node=node.name,
             metrics=shared.node_metrics,
         )
-        virtual = VirtualNode(
+        return VirtualNode(
             self.node_settings(node),
             kube_api=shared.kube_api,
             salad=salad,
             metrics=shared.node_metrics,
         )
-        return _Incarnation(virtual, limiter.close)
 
     # --- running -----------------------------------------------------------------------
 
@@ -179,6 +163,7 @@ class Supervisor:
         """Load the config (an invalid one at start-up is fatal), serve every node, and
         follow the file until cancelled."""
         config = load_projects(self.settings.config, self._environ)
+        self._cluster = await read_cluster_facts(self._kube)
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.lag.run)

@@ -11,6 +11,7 @@ writes can never hold a lease renewal back in the client-side queue.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
@@ -79,8 +80,7 @@ class KubeClient:
 
     def unlimited(self) -> KubeClient:
         """The same client without the concurrency limit, for heartbeats only."""
-        twin = KubeClient.__new__(KubeClient)
-        twin.__dict__.update(self.__dict__)
+        twin = copy.copy(self)
         twin._limiter = None
         return twin
 

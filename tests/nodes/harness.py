@@ -15,6 +15,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from nodes.cluster import read_cluster_facts
 from nodes.kube import KubeClient, KubeNotFound
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
@@ -94,6 +95,7 @@ async def running_node(
     metrics = NodeMetrics(registry)
     budget = KeyBudget(requests_per_minute)
     kube = KubeClient(kube_api, node="test")
+    settings = replace(settings, cluster=await read_cluster_facts(kube))
     async with httpx.AsyncClient() as http:
         salad = SaladClient(
             http,

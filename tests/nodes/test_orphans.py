@@ -9,6 +9,8 @@ import anyio
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
+from nodes.cluster import read_cluster_facts
+from nodes.kube import KubeClient
 from nodes.ownership import CLUSTER_VAR, NAME_VAR, NAMESPACE_VAR, NODE_VAR, UID_VAR
 from nodes.translate import container_group_name
 
@@ -49,7 +51,7 @@ async def test_a_restarted_node_keeps_live_groups_and_collects_only_a_proven_orp
             await eventually(three_running, 60, "3 live pods Running")
             live = {g.name for g in first.groups()}
 
-        cluster = (await kube.get("/api/v1/namespaces/kube-system"))["metadata"]["uid"]
+        cluster = (await read_cluster_facts(kube)).id
         ghost_uid = str(uuid.uuid4())
         orphan = container_group_name(namespace, "ghost", ghost_uid)
         marks = {NAMESPACE_VAR: namespace, NAME_VAR: "ghost", UID_VAR: ghost_uid}
@@ -96,9 +98,8 @@ async def test_nothing_is_collected_before_the_pod_cache_holds_a_complete_list(
         uid = str(uuid.uuid4())
         orphan = container_group_name(namespace, "ghost", uid)
         marks = {NAMESPACE_VAR: namespace, NAME_VAR: "ghost", UID_VAR: uid, NODE_VAR: settings.name}
-        async with running_node(kube_api, sim, settings, keep_node=True) as first:
-            cluster = (await first.kube.get("/api/v1/namespaces/kube-system"))["metadata"]["uid"]
-        await plant_group(sim, project, orphan, {**marks, CLUSTER_VAR: cluster})
+        cluster = await read_cluster_facts(KubeClient(kube_api, node="test"))
+        await plant_group(sim, project, orphan, {**marks, CLUSTER_VAR: cluster.id})
         async with running_node(kube_api, sim, settings) as node:
             reconciler = node.node.reconciler
             node.node.pods.synced = False  # as while a relist is in progress
