@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import yaml
 
 from config import ProcessSettings
@@ -33,9 +31,8 @@ from nodes.kube import KubeClient, KubeNotFound
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
 from nodes.settings import PROVIDER_TAINT
 
-from .cmd_run import kube_api_client
 from .logs import configure
-from .supervisor import Shared, Supervisor
+from .supervisor import running
 
 ORGANIZATION = "demo-org"
 PROJECTS = ("gpu-east", "gpu-west", "gpu-eu")
@@ -228,52 +225,53 @@ async def _until(
         await anyio.sleep(1.0)
 
 
+def _projects_file(sim: Simulator, key_file: Path, projects: tuple[str, ...]) -> str:
+    return yaml.safe_dump(
+        {
+            "saladApiUrl": sim.url,
+            "defaults": {"pollInterval": 1},
+            "nodes": [
+                {
+                    "name": _node_name(p),
+                    "organization": ORGANIZATION,
+                    "project": p,
+                    "apiKeyFile": str(key_file),
+                }
+                for p in projects
+            ],
+        },
+        sort_keys=False,
+    )
+
+
 @contextlib.asynccontextmanager
-async def _supervisor(kubeconfig: Path, sim: Simulator, work: Path) -> AsyncIterator[KubeClient]:
-    keys = work / "keys"
-    keys.mkdir()
-    (keys / "demo").write_text(_KEY)
+async def _supervisor(
+    kubeconfig: Path, sim: Simulator, work: Path, printer: _Printer
+) -> AsyncIterator[KubeClient]:
+    """The supervisor serving one node per project; at the end the projects are removed
+    from its file, and it decommissions the nodes as it would in production."""
+    key_file = work / "key"
+    key_file.write_text(_KEY)
     config = work / "projects.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "saladApiUrl": sim.url,
-                "defaults": {"pollInterval": 1},
-                "nodes": [
-                    {
-                        "name": _node_name(p),
-                        "organization": ORGANIZATION,
-                        "project": p,
-                        "apiKeyFile": str(keys / "demo"),
-                    }
-                    for p in PROJECTS
-                ],
-            },
-            sort_keys=False,
-        )
-    )
+    config.write_text(_projects_file(sim, key_file, PROJECTS))
     settings = ProcessSettings.from_sources(
-        {"config": config, "kubeconfig": kubeconfig, "metrics_address": "127.0.0.1:0"}, {}
+        {
+            "config": config,
+            "kubeconfig": kubeconfig,
+            "metrics_address": "127.0.0.1:0",
+            "config_poll_interval_seconds": 0.5,
+        },
+        {},
     )
-    async with (
-        await kube_api_client(settings) as kube_api,
-        httpx.AsyncClient(limits=settings.http_limits()) as http,
-    ):
-        supervisor = Supervisor(settings, Shared(kube_api=kube_api, http=http), environ=os.environ)
-        kube = KubeClient(kube_api, node="demo")
-        async with anyio.create_task_group() as group:
-            await group.start(supervisor.run)
-            try:
-                yield kube
-            finally:
-                group.cancel_scope.cancel()
-        for project in PROJECTS:
-            for path in (
-                f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{_node_name(project)}",
-                f"/api/v1/nodes/{_node_name(project)}",
-            ):
-                with contextlib.suppress(KubeNotFound):
-                    await kube.delete(path)
+    async with running(settings) as supervisor:
+        try:
+            yield KubeClient(supervisor.shared.kube_api, node="demo")
+        finally:
+            printer.say("removing the three projects from the file: the nodes are decommissioned")
+            config.write_text(_projects_file(sim, key_file, ()))
+            with anyio.move_on_after(60):
+                while supervisor.slots:
+                    await anyio.sleep(0.5)
 
 
 async def _scale(kube: KubeClient, replicas: int) -> None:
@@ -296,7 +294,7 @@ async def _run(args: argparse.Namespace, kubeconfig: Path, printer: _Printer) ->
     with tempfile.TemporaryDirectory(prefix="salad-vk-demo-") as scratch:
         async with running_simulator(options) as sim:
             printer.say(f"SaladCloud simulator serving {', '.join(PROJECTS)} at {sim.url}")
-            async with _supervisor(kubeconfig, sim, Path(scratch)) as kube:
+            async with _supervisor(kubeconfig, sim, Path(scratch), printer) as kube:
                 printer.say("supervisor started: one virtual node per project")
 
                 async def all_ready(progress: Progress) -> bool:

@@ -14,16 +14,12 @@ import signal
 import sys
 
 import anyio
-import httpx
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import Configuration
-from kubernetes_asyncio.client.api_client import ApiClient
 
 from config import ConfigError, ProcessSettings
 
 from . import __version__
 from .logs import Redactor, configure
-from .supervisor import Shared, Supervisor
+from .supervisor import running
 
 log = logging.getLogger("supervisor")
 
@@ -40,48 +36,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
-async def kube_api_client(settings: ProcessSettings) -> ApiClient:
-    """The one Kubernetes client of the process: the kubeconfig given, else in-cluster."""
-    configuration = Configuration()
-    if settings.kubeconfig is not None:
-        await kube_config.load_kube_config(
-            config_file=str(settings.kubeconfig), client_configuration=configuration
-        )
-    else:
-        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
-    configuration.connection_pool_maxsize = settings.kube_max_connections
-    return ApiClient(configuration=configuration)
-
-
 async def serve(settings: ProcessSettings, redactor: Redactor) -> None:
-    """Build the shared pools, run the supervisor until SIGTERM/SIGINT, close the pools."""
-    async with (
-        await kube_api_client(settings) as kube_api,
-        httpx.AsyncClient(limits=settings.http_limits(), timeout=settings.http_timeout()) as http,
-    ):
-        shared = Shared(kube_api=kube_api, http=http, redactor=redactor)
-        supervisor = Supervisor(
-            settings,
-            shared,
-            environ=os.environ,
-            node_ip=os.environ.get("POD_IP", "127.0.0.1"),
+    """Run the supervisor until SIGTERM or SIGINT."""
+    node_ip = os.environ.get("POD_IP", "127.0.0.1")
+    async with running(settings, redactor=redactor, node_ip=node_ip) as supervisor:
+        log.info(
+            "salad-vk %s serving %d nodes; metrics on port %s",
+            __version__,
+            len(supervisor.config.nodes if supervisor.config else ()),
+            supervisor.endpoints.port,
         )
-        async with anyio.create_task_group() as group:
-            await group.start(supervisor.run)
-            log.info(
-                "salad-vk %s serving %d nodes; metrics on port %s",
-                __version__,
-                len(supervisor.config.nodes if supervisor.config else ()),
-                supervisor.endpoints.port,
-            )
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for received in signals:
-                    log.info("%s received: shutting down", signal.Signals(received).name)
-                    group.cancel_scope.cancel()
-                    break
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for received in signals:
+                log.info("%s received: shutting down", signal.Signals(received).name)
+                break
 
 
 def run(args: argparse.Namespace) -> int:

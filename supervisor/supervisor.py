@@ -14,9 +14,11 @@ changes nothing, and its problems are logged with file, line and key path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.api_client import ApiClient
 from prometheus_client import CollectorRegistry
 
@@ -56,6 +60,8 @@ _RETRY_INVALID_AFTER = 30.0
 _DRAIN_TIMEOUT = 300.0
 
 NodeBuilder = Callable[[NodeConfig], Runnable]
+NodeWrapper = Callable[[NodeConfig, NodeBuilder], Runnable]
+"""Builds a node given the default builder: how a test puts a faulty node in a slot."""
 
 
 @dataclass
@@ -82,7 +88,7 @@ class Supervisor:
         environ: Mapping[str, str],
         node_ip: str = "127.0.0.1",
         identity: str | None = None,
-        build_node: NodeBuilder | None = None,
+        wrap_node: NodeWrapper | None = None,
         drain_timeout: float = _DRAIN_TIMEOUT,
     ) -> None:
         self.settings = settings
@@ -90,7 +96,7 @@ class Supervisor:
         self._environ = environ
         self._node_ip = node_ip
         self._identity = identity or default_identity()
-        self._build_node = build_node or self.build_default_node
+        self._wrap_node = wrap_node
         self._drain_timeout = drain_timeout
         self.metrics = shared.process_metrics
         self.metrics.nodes_running.set_function(lambda: float(sum(self.readiness().values())))
@@ -135,6 +141,11 @@ class Supervisor:
             default_priority=node.default_priority,
         )
 
+    def _build(self, node: NodeConfig) -> Runnable:
+        if self._wrap_node is not None:
+            return self._wrap_node(node, self.build_default_node)
+        return self.build_default_node(node)
+
     def build_default_node(self, node: NodeConfig) -> Runnable:
         """A virtual node for ``node`` on the shared pools, with its key budget share."""
         shared = self.shared
@@ -178,7 +189,7 @@ class Supervisor:
         slot = NodeSlot(
             node.name,
             node.project,
-            lambda: self._build_node(node),
+            lambda: self._build(node),
             metrics=self.metrics,
             backoff_initial=s.restart_backoff_initial_seconds,
             backoff_max=s.restart_backoff_max_seconds,
@@ -303,3 +314,48 @@ class Supervisor:
         self.metrics.config_reloads.labels(result="applied").inc()
         self._apply(new)
         return dict(new.source_hashes), None
+
+
+async def kube_api_client(settings: ProcessSettings) -> ApiClient:
+    """The one Kubernetes client of the process: the kubeconfig given, else in-cluster."""
+    configuration = Configuration()
+    if settings.kubeconfig is not None:
+        await kube_config.load_kube_config(
+            config_file=str(settings.kubeconfig), client_configuration=configuration
+        )
+    else:
+        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
+    configuration.connection_pool_maxsize = settings.kube_max_connections
+    return ApiClient(configuration=configuration)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: ProcessSettings,
+    *,
+    kube_api: ApiClient | None = None,
+    redactor: Redactor | None = None,
+    environ: Mapping[str, str] = os.environ,
+    **options: Any,
+) -> AsyncIterator[Supervisor]:
+    """The supervisor serving in the background until the block ends, on pools built
+    here (the Kubernetes client from ``settings`` unless one is given); then its nodes
+    stop and the pools close. ``options`` go to ``Supervisor``."""
+    async with contextlib.AsyncExitStack() as pools:
+        if kube_api is None:
+            kube_api = await kube_api_client(settings)
+            pools.push_async_callback(kube_api.close)
+        http = await pools.enter_async_context(
+            httpx.AsyncClient(limits=settings.http_limits(), timeout=settings.http_timeout())
+        )
+        shared = Shared(kube_api=kube_api, http=http, redactor=redactor or Redactor())
+        supervisor = Supervisor(settings, shared, environ=environ, **options)
+        async with anyio.create_task_group() as group:
+            await group.start(supervisor.run)
+            try:
+                yield supervisor
+            finally:
+                group.cancel_scope.cancel()

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx
 import yaml
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from config import NodeConfig, ProcessSettings
+from config import ProcessSettings
 from nodes.kube import KubeClient, KubeNotFound
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
-from supervisor.slot import Runnable
-from supervisor.supervisor import NodeBuilder, Shared, Supervisor
+from supervisor.supervisor import NodeWrapper, Shared, Supervisor, running
 
 ORG = "acme"
 TIME_SCALE = 600.0
@@ -123,7 +119,7 @@ async def running_supervisor(
     kube_api: ApiClient,
     config: Path,
     *,
-    wrap_node: Callable[[NodeConfig, NodeBuilder], Runnable] | None = None,
+    wrap_node: NodeWrapper | None = None,
     drain_timeout: float = 60.0,
     **settings: Any,
 ) -> AsyncIterator[RunningSupervisor]:
@@ -136,24 +132,10 @@ async def running_supervisor(
         **settings,
     }
     process = ProcessSettings.from_sources(values, {})
-    async with httpx.AsyncClient(limits=process.http_limits()) as http:
-        shared = Shared(kube_api=kube_api, http=http)
-        built: list[Supervisor] = []
-
-        def build(node: NodeConfig) -> Runnable:
-            default = built[0].build_default_node
-            return wrap_node(node, default) if wrap_node else default(node)
-
-        supervisor = Supervisor(
-            process, shared, environ=os.environ, build_node=build, drain_timeout=drain_timeout
-        )
-        built.append(supervisor)
-        async with anyio.create_task_group() as group:
-            await group.start(supervisor.run)
-            try:
-                yield RunningSupervisor(supervisor, KubeClient(kube_api, node="test"), shared)
-            finally:
-                group.cancel_scope.cancel()
+    async with running(
+        process, kube_api=kube_api, wrap_node=wrap_node, drain_timeout=drain_timeout
+    ) as supervisor:
+        yield RunningSupervisor(supervisor, KubeClient(kube_api, node="test"), supervisor.shared)
 
 
 NOT_SCHEDULABLE_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
