@@ -34,6 +34,12 @@ def format_key_path(path: Iterable[str | int]) -> str:
     return text
 
 
+def plain_message(pydantic_message: str) -> str:
+    """A pydantic error message in the words of this project's problems."""
+    message = pydantic_message.removeprefix("Value error, ")
+    return message.replace("Input should be", "must be", 1)
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One thing wrong with one value.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from .errors import ConfigError, ConfigProblem, KeyPath, format_key_path
+from .errors import ConfigError, ConfigProblem, KeyPath, format_key_path, plain_message
 from .node import ApiKeySource
 from .projects import ProjectsConfig
 from .resolve import resolve_node
@@ -203,10 +203,7 @@ _MESSAGES = {
 def _message(kind: str, pydantic_message: str, loc: KeyPath) -> str:
     if kind == "extra_forbidden":
         return _unknown_key_message(str(loc[-1]))
-    if kind in _MESSAGES:
-        return _MESSAGES[kind]
-    message = pydantic_message.removeprefix("Value error, ")
-    return message.replace("Input should be", "must be", 1)
+    return _MESSAGES.get(kind) or plain_message(pydantic_message)
 
 
 def _unknown_key_message(key: str) -> str:

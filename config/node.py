@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
 
-from .schema import DEFAULT_API_RATE_LIMIT, DEFAULT_SALAD_API_URL, Priority, Taint
+from .schema import (
+    DEFAULT_API_RATE_LIMIT,
+    DEFAULT_SALAD_API_URL,
+    MAX_PODS_PER_NODE,
+    Priority,
+    Taint,
+)
 
 PROVIDER_TAINT = Taint(key="virtual-kubelet.io/provider", value="saladcloud", effect="NoSchedule")
 """Keeps pods that do not tolerate it off the node (the virtual-kubelet convention)."""
@@ -22,7 +29,7 @@ PROVIDER_TAINT = Taint(key="virtual-kubelet.io/provider", value="saladcloud", ef
 DEFAULT_CAPACITY: MappingProxyType[str, str] = MappingProxyType(
     {
         # A list call returns at most 100 container groups: one node, at most 100 pods.
-        "pods": "100",
+        "pods": str(MAX_PODS_PER_NODE),
         # The rest only has to be large enough never to be what blocks scheduling
         # (100 pods of the largest SaladCloud sizes); SaladCloud sizes each group.
         "cpu": "10000",
@@ -34,22 +41,8 @@ DEFAULT_CAPACITY: MappingProxyType[str, str] = MappingProxyType(
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_RATE_LIMIT_SHARE = 1.0
 
-# Names of the settings as the projects file spells them, for change reports.
-_FILE_KEYS = {
-    "name": "name",
-    "organization": "organization",
-    "project": "project",
-    "salad_api_url": "saladApiUrl",
-    "api_rate_limit": "apiRateLimit",
-    "rate_limit_share": "rateLimitShare",
-    "poll_interval": "pollInterval",
-    "labels": "labels",
-    "taints": "taints",
-    "capacity": "capacity",
-    "default_country_codes": "defaultCountryCodes",
-    "default_gpu_classes": "defaultGpuClasses",
-    "default_priority": "defaultPriority",
-}
+_KEY_FIELDS = {"api_key", "api_key_source"}
+"""The key and where it was read from: not settings of the file, and never dumped."""
 
 
 class ApiKeySource(BaseModel):
@@ -114,7 +107,7 @@ class NodeConfig(BaseModel):
         Equal fingerprints mean a running node needs no restart. Where the key was
         read from is left out: moving a key file does not change the node.
         """
-        settings = self.model_dump(mode="json", exclude={"api_key", "api_key_source"})
+        settings = self.model_dump(mode="json", exclude=_KEY_FIELDS)
         settings["api_key_digest"] = self.api_key_digest
         canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -124,11 +117,15 @@ class NodeConfig(BaseModel):
         # have equal fingerprints, so this agrees with ``==``.
         return hash(self.fingerprint)
 
+    def file_settings(self) -> dict[str, Any]:
+        """Every setting but the key, as JSON under the projects file's (camelCase) names."""
+        settings = self.model_dump(mode="json", exclude=_KEY_FIELDS)
+        return {to_camel(name): value for name, value in settings.items()}
+
     def changed_keys(self, other: NodeConfig) -> tuple[str, ...]:
         """The file's names of the settings that differ between ``self`` and ``other``."""
-        mine = self.model_dump(mode="json", include=set(_FILE_KEYS))
-        theirs = other.model_dump(mode="json", include=set(_FILE_KEYS))
-        changed = [_FILE_KEYS[name] for name in _FILE_KEYS if mine[name] != theirs[name]]
+        mine, theirs = self.file_settings(), other.file_settings()
+        changed = [key for key, value in mine.items() if theirs[key] != value]
         if self.api_key_digest != other.api_key_digest:
             changed.append("apiKey")
         return tuple(changed)

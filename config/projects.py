@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict
 
 from .diff import ConfigDiff, diff_nodes
 from .node import NodeConfig
-from .schema import DEFAULT_API_RATE_LIMIT, DEFAULT_SALAD_API_URL
 
 
 class ProjectsConfig(BaseModel):
@@ -23,9 +22,9 @@ class ProjectsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     path: Path
-    salad_api_url: str = DEFAULT_SALAD_API_URL
-    api_rate_limit: int = DEFAULT_API_RATE_LIMIT
-    nodes: tuple[NodeConfig, ...] = ()
+    salad_api_url: str
+    api_rate_limit: int
+    nodes: tuple[NodeConfig, ...]
     source_hashes: dict[Path, str]
 
     def watched_paths(self) -> tuple[Path, ...]:

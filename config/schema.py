@@ -42,7 +42,9 @@ with more pods than that could not see all its groups, so it is not allowed."""
 MAX_COUNTRY_CODES = 500
 MAX_GPU_CLASSES = 100
 
-_SALAD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+SALAD_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+"""SaladCloud's pattern of organization, project and container-group names."""
+_SALAD_NAME = re.compile(SALAD_NAME_PATTERN)
 _ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GPU_CLASS_NAME = re.compile(r"^[ -~]{2,63}$")
 

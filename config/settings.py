@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError, ConfigProblem
+from .errors import ConfigError, ConfigProblem, plain_message
 
 ENV_PREFIX = "SALAD_VK_"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
@@ -314,8 +314,7 @@ def _settings_problem(
 ) -> ConfigProblem:
     name = str(error["loc"][0]) if error["loc"] else ""
     source, key = origins.get(name, ("settings", name))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = message.replace("Input should be", "must be", 1)
+    message = plain_message(str(error["msg"]))
     if source != "default" and repr(values.get(name)) not in message:
         message += f" (got {values[name]!r})"
     return ConfigProblem(source, None, key, message)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic.alias_generators import to_camel
 
 from config import ConfigError, NodeConfig, ProjectsConfig, load_projects
 
@@ -59,11 +58,10 @@ def render(config: ProjectsConfig) -> str:
 
 
 def _render_node(node: NodeConfig, same_key: tuple[NodeConfig, ...]) -> dict[str, Any]:
-    settings = node.model_dump(mode="json", exclude={"api_key", "api_key_source"})
     rendered: dict[str, Any] = {}
-    for name, value in settings.items():
-        rendered[to_camel(name)] = value
-        if name == "project":
+    for key, value in node.file_settings().items():
+        rendered[key] = value
+        if key == "project":
             rendered["apiKey"] = _describe_key(node, same_key)
     rendered["fingerprint"] = node.fingerprint[:16]
     return rendered

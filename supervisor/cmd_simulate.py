@@ -181,11 +181,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _announce(simulator: Simulator) -> None:
     world = simulator.world
-    projects = ", ".join(
-        f"{org.name}/{project}" for org in world.organizations.values() for project in org.projects
-    )
     print(f"SaladCloud simulator listening on {simulator.url}", flush=True)
-    print(f"  projects: {projects}", flush=True)
+    print(f"  projects: {', '.join(simulator.projects())}", flush=True)
     print(
         f"  {len(world.keys.items())} API key(s), {world.keys.rate_limit} requests/min each; "
         f"time scale {world.clock.time_scale:g}; seed {world.options.seed}",

@@ -130,17 +130,9 @@ class SaladClient:
         )
 
     @property
-    def organization(self) -> str:
-        return self._organization
-
-    @property
     def limiter(self) -> NodeLimiter:
         """This node's share of its key's budget (the node paces its polls by it)."""
         return self._limiter
-
-    @property
-    def project(self) -> str:
-        return self._project
 
     # --- container groups ------------------------------------------------------------
 
@@ -369,36 +361,28 @@ class SaladClient:
 
     def _problem(self, response: httpx.Response) -> tuple[str | None, str | None, str | None]:
         """(type, title, detail) of an error response, whatever its body is."""
-        text = response.text
         try:
-            document = json.loads(text) if text.strip() else None
-        except ValueError:
+            document = json.loads(response.text)
+        except ValueError:  # empty, HTML, garbage
             document = None
         if isinstance(document, Mapping):
-            return (
-                self._field(document, "type"),
-                self._field(document, "title"),
-                self._field(document, "detail"),
-            )
-        if not text.strip():
-            return None, response.reason_phrase or None, None
-        return None, response.reason_phrase or None, self._clean(_text_of(text))
+            problem_type, title, detail = (document.get(k) for k in ("type", "title", "detail"))
+            return self._clean(problem_type), self._clean(title), self._clean(detail)
+        return None, response.reason_phrase or None, self._clean(_text_of(response.text))
 
-    def _field(self, document: Mapping[str, Any], name: str) -> str | None:
-        value = document.get(name)
+    def _clean(self, value: object) -> str | None:
+        """One short line, with the API key masked even if a server echoed it; None
+        when nothing is left."""
         if value is None:
             return None
-        return self._clean(str(value)) or None
-
-    def _clean(self, text: str) -> str:
-        """One short line, with the API key masked even if a server echoed it."""
+        text = str(value)
         key = self._api_key.get_secret_value()
         if key:
             text = text.replace(key, "[redacted]")
         text = " ".join(text.split())
         if len(text) > _DETAIL_LIMIT:
             text = text[: _DETAIL_LIMIT - 1] + "…"
-        return text
+        return text or None
 
     def _count(self, call: _Call, status: str, started: float) -> None:
         if self._metrics is None:

@@ -21,7 +21,7 @@ ones (``scaling-actions``, ``scheduled-scaling-enabled``) are aliased.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,14 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CONTAINER_GROUP_STATUSES = ("pending", "deploying", "running", "stopped", "succeeded", "failed")
 INSTANCE_STATES = ("allocating", "downloading", "creating", "running", "stopping")
-RESTART_POLICIES = ("always", "on_failure", "never")
-PRIORITIES = ("high", "medium", "low", "batch")
 
 RestartPolicy = Literal["always", "on_failure", "never"]
 Priority = Literal["high", "medium", "low", "batch"]
-
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$"
-"""Pattern of organization, project and container-group names."""
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 
 
 class _Response(BaseModel):

@@ -37,6 +37,8 @@ import anyio
 from pydantic import SecretStr
 
 _EPSILON = 1e-9
+_POLL_SHARE = 0.75
+"""Fraction of a node's share its polls may use; the rest is kept for mutations."""
 
 
 class Priority(enum.IntEnum):
@@ -48,7 +50,7 @@ class Priority(enum.IntEnum):
     @property
     def label(self) -> str:
         """The metric label of this priority."""
-        return "mutation" if self is Priority.MUTATION else "poll"
+        return self.name.lower()
 
 
 class Clock(Protocol):
@@ -156,10 +158,6 @@ class KeyBudget:
         return self._bucket.rate
 
     @property
-    def burst(self) -> float:
-        return self._bucket.burst
-
-    @property
     def nodes(self) -> tuple[str, ...]:
         return tuple(sorted(self._holders))
 
@@ -175,17 +173,15 @@ class KeyBudget:
             return 0.0
         return holder.weight / sum(h.weight for h in self._holders.values())
 
-    def poll_interval(
-        self, node: str, *, requests_per_poll: float = 1.0, poll_share: float = 0.75
-    ) -> float:
-        """Seconds between a node's polls so that polls use ``poll_share`` of its share.
+    def poll_interval(self, node: str, *, requests_per_poll: float = 1.0) -> float:
+        """Seconds between a node's polls so that polls use ``_POLL_SHARE`` of its share.
 
         The rest of the share stays free for mutations, which jump the queue anyway.
         """
         fraction = self.fraction(node)
         if fraction <= 0.0:
             raise KeyError(f"node {node!r} has no share of this budget")
-        return requests_per_poll / (self.requests_per_second * fraction * poll_share)
+        return requests_per_poll / (self.requests_per_second * fraction * _POLL_SHARE)
 
     # --- configuration ---------------------------------------------------------------
 
@@ -326,8 +322,6 @@ class KeyBudgets:
     Keys are stored only as a salted digest, so nothing here can print one.
     """
 
-    clock: Clock | None = None
-    headroom: float = 0.1
     _budgets: dict[str, KeyBudget] = field(default_factory=dict, repr=False)
 
     @staticmethod
@@ -343,7 +337,7 @@ class KeyBudgets:
         digest = self._digest(api_key, base_url)
         budget = self._budgets.get(digest)
         if budget is None:
-            budget = KeyBudget(requests_per_minute, headroom=self.headroom, clock=self.clock)
+            budget = KeyBudget(requests_per_minute)
             self._budgets[digest] = budget
         elif budget.requests_per_minute != requests_per_minute:
             budget.reconfigure(requests_per_minute)

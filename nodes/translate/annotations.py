@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any
 
 from config.country_codes import COUNTRY_CODES as KNOWN_COUNTRY_CODES
 from nodes.saladcloud.models import (
@@ -27,8 +27,8 @@ from nodes.translate.gpu_classes import resolve_gpu_classes
 from nodes.translate.logging_providers import LOGGING_ANNOTATIONS, container_logging
 from nodes.translate.pod_json import container_port
 from nodes.translate.quantity import parse_quantity
-from nodes.translate.refusal import INVALID_ANNOTATION, Problems
-from nodes.translate.spec_bounds import GPU_CLASSES_MAX, NETWORK_TIMEOUT_MAX, PORT_MAX, PORT_MIN
+from nodes.translate.refusal import INVALID_ANNOTATION, Problems, annotation_field
+from nodes.translate.spec_bounds import GPU_CLASSES_MAX, NETWORK_TIMEOUT_MAX
 
 PREFIX = "salad.com/"
 
@@ -81,10 +81,6 @@ class SaladSettings:
     shm_bytes: Fraction | None = None
 
 
-def field_of(name: str) -> str:
-    return f"metadata.annotations['{name}']"
-
-
 def salad_settings(
     annotations: Mapping[str, str],
     container: Mapping[str, Any],
@@ -98,7 +94,7 @@ def salad_settings(
         if name.startswith(PREFIX) and name not in KNOWN_ANNOTATIONS:
             problems.add(
                 INVALID_ANNOTATION,
-                field_of(name),
+                annotation_field(name),
                 "is not an annotation this node knows; see docs/annotations.md",
             )
     return SaladSettings(
@@ -124,13 +120,13 @@ def _gpu_classes(
         return None
     wanted = _listed(raw)
     if not wanted:
-        problems.add(INVALID_ANNOTATION, field_of(GPU_CLASSES), "lists no GPU class")
+        problems.add(INVALID_ANNOTATION, annotation_field(GPU_CLASSES), "lists no GPU class")
         return None
     resolved = resolve_gpu_classes(wanted, known)
     if resolved.unknown:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(GPU_CLASSES),
+            annotation_field(GPU_CLASSES),
             f"unknown GPU class {resolved.unknown[0]!r}; the organization offers "
             f"{sorted(gpu.name for gpu in known)}",
         )
@@ -138,7 +134,7 @@ def _gpu_classes(
     if len(resolved.ids) > GPU_CLASSES_MAX:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(GPU_CLASSES),
+            annotation_field(GPU_CLASSES),
             f"{len(resolved.ids)} GPU classes; SaladCloud accepts at most {GPU_CLASSES_MAX}",
         )
         return None
@@ -155,7 +151,7 @@ def _country_codes(annotations: Mapping[str, str], problems: Problems) -> tuple[
     if not codes:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(COUNTRY_CODES),
+            annotation_field(COUNTRY_CODES),
             f"lists no country code (write {ANY_COUNTRY!r} to allow every country)",
         )
         return None
@@ -163,7 +159,7 @@ def _country_codes(annotations: Mapping[str, str], problems: Problems) -> tuple[
         if code not in KNOWN_COUNTRY_CODES:
             problems.add(
                 INVALID_ANNOTATION,
-                field_of(COUNTRY_CODES),
+                annotation_field(COUNTRY_CODES),
                 f"{code!r} is not an ISO 3166-1 alpha-2 country code SaladCloud knows",
             )
             return None
@@ -178,11 +174,11 @@ def _priority(annotations: Mapping[str, str], problems: Problems) -> Priority | 
     if priority not in PRIORITIES:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(PRIORITY),
+            annotation_field(PRIORITY),
             f"{raw!r} is not one of {', '.join(PRIORITIES)}",
         )
         return None
-    return cast(Priority, priority)
+    return priority
 
 
 def _boolean(annotations: Mapping[str, str], name: str, problems: Problems) -> bool | None:
@@ -191,7 +187,9 @@ def _boolean(annotations: Mapping[str, str], name: str, problems: Problems) -> b
         return None
     value = raw.strip().lower()
     if value not in ("true", "false"):
-        problems.add(INVALID_ANNOTATION, field_of(name), f"{raw!r} is neither true nor false")
+        problems.add(
+            INVALID_ANNOTATION, annotation_field(name), f"{raw!r} is neither true nor false"
+        )
         return None
     return value == "true"
 
@@ -204,7 +202,7 @@ def _shm_size(annotations: Mapping[str, str], problems: Problems) -> Fraction | 
     if size is None or size <= 0:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(SHM_SIZE),
+            annotation_field(SHM_SIZE),
             f"{raw!r} is not a positive Kubernetes quantity such as 2Gi",
         )
         return None
@@ -220,7 +218,9 @@ def _bounded(
     value = raw.strip()
     if not value.isdigit() or not low <= int(value) <= high:
         problems.add(
-            INVALID_ANNOTATION, field_of(name), f"{raw!r} is not a whole number in {low}..{high}"
+            INVALID_ANNOTATION,
+            annotation_field(name),
+            f"{raw!r} is not a whole number in {low}..{high}",
         )
         return None
     return int(value)
@@ -237,16 +237,16 @@ def _networking(
     if NETWORKING_PORT not in annotations:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(NETWORKING_PORT),
+            annotation_field(NETWORKING_PORT),
             f"is required when {present[0]} is set",
         )
         return None
     raw_port = annotations[NETWORKING_PORT].strip()
     port = container_port(container, raw_port)
-    if port is None or not PORT_MIN <= port <= PORT_MAX:
+    if port is None:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(NETWORKING_PORT),
+            annotation_field(NETWORKING_PORT),
             f"{raw_port!r} is neither a port number (1..65535) nor the name of a container port",
         )
         port = None
@@ -254,22 +254,22 @@ def _networking(
     if protocol != "http":
         problems.add(
             INVALID_ANNOTATION,
-            field_of(NETWORKING_PROTOCOL),
+            annotation_field(NETWORKING_PROTOCOL),
             f"{protocol!r} is not a protocol SaladCloud offers (only http)",
         )
     if NETWORKING_AUTH not in annotations:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(NETWORKING_AUTH),
-            "is required with salad.com/networking-port: true makes callers send a SaladCloud "
-            "API key, false opens the port to the whole internet",
+            annotation_field(NETWORKING_AUTH),
+            f"is required with {NETWORKING_PORT}; true makes callers send a SaladCloud API "
+            "key, false opens the port to the whole internet",
         )
     auth = _boolean(annotations, NETWORKING_AUTH, problems)
     load_balancer = annotations.get(NETWORKING_LOAD_BALANCER)
     if load_balancer is not None and load_balancer.strip().lower() not in _LOAD_BALANCERS:
         problems.add(
             INVALID_ANNOTATION,
-            field_of(NETWORKING_LOAD_BALANCER),
+            annotation_field(NETWORKING_LOAD_BALANCER),
             f"{load_balancer!r} is not one of {', '.join(_LOAD_BALANCERS)}",
         )
         load_balancer = None

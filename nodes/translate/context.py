@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 
 from config.country_codes import COUNTRY_CODES as KNOWN_COUNTRY_CODES
 from nodes.saladcloud.models import PRIORITIES, GpuClass
+from nodes.translate.spec_bounds import CPU_MAX, MEMORY_MAX_MB, MEMORY_MIN_MB
 
 DEFAULT_CPU = 1
 """vCPUs for a container that states neither a cpu limit nor a request."""
-DEFAULT_MEMORY_MB = 1024
-"""Megabytes for a container that states neither a memory limit nor a request; also
+DEFAULT_MEMORY_MB = MEMORY_MIN_MB
+"""Megabytes for a container that states neither a memory limit nor a request:
 SaladCloud's minimum."""
 
 
@@ -54,11 +55,12 @@ class TranslationContext:
             raise ValueError(
                 f"default priority {self.default_priority!r} is not one of {list(PRIORITIES)}"
             )
-        if not 1 <= self.default_cpu <= 1024:
-            raise ValueError(f"default cpu {self.default_cpu} is outside 1..1024")
-        if not 1024 <= self.default_memory_mb <= 1073741824:
+        if not 1 <= self.default_cpu <= CPU_MAX:
+            raise ValueError(f"default cpu {self.default_cpu} is outside 1..{CPU_MAX}")
+        if not MEMORY_MIN_MB <= self.default_memory_mb <= MEMORY_MAX_MB:
             raise ValueError(
-                f"default memory {self.default_memory_mb} MB is outside 1024..1073741824"
+                f"default memory {self.default_memory_mb} MB is outside"
+                f" {MEMORY_MIN_MB}..{MEMORY_MAX_MB}"
             )
 
 

@@ -110,7 +110,6 @@ def container_environment(
     """The final environment; values SaladCloud would reject are recorded as problems."""
     env = _Environment()
     namespace = text(obj(pod.get("metadata")).get("namespace"))
-    stores = {"ConfigMap": ctx.config_maps, "Secret": ctx.secrets}
 
     for index, source in enumerate(objs(container.get("envFrom"))):
         field = f"{path}.envFrom[{index}]"
@@ -123,17 +122,10 @@ def container_environment(
             continue
         from_key, kind = kinds[0]
         ref = obj(source[from_key])
-        name = text(ref.get("name"))
-        data = stores[kind].get(name)
+        data = _stored(ref, kind, f"{field}.{from_key}", ctx, problems)
         if data is None:
-            if ref.get("optional") is not True:
-                problems.add(
-                    CREATE_CONTAINER_CONFIG_ERROR,
-                    f"{field}.{from_key}",
-                    f'{kind.lower()} "{name}" not found',
-                    permanent=False,
-                )
             continue
+        name = text(ref.get("name"))
         for key in sorted(data):
             variable = prefix + key
             # The kubelet skips keys that are not valid names (with an event); so do we.
@@ -200,29 +192,16 @@ def _value_from(
     for key_ref, _, kind in _KINDS:
         if key_ref in value_from:
             ref = obj(value_from[key_ref])
-            name, key = text(ref.get("name")), text(ref.get("key"))
-            optional = ref.get("optional") is True
-            store = ctx.config_maps if kind == "ConfigMap" else ctx.secrets
-            data = store.get(name)
-            if data is None:
-                if not optional:
-                    problems.add(
-                        CREATE_CONTAINER_CONFIG_ERROR,
-                        f"{field}.{key_ref}",
-                        f'{kind.lower()} "{name}" not found',
-                        permanent=False,
-                    )
-                return None
-            if key not in data:
-                if not optional:
-                    problems.add(
-                        CREATE_CONTAINER_CONFIG_ERROR,
-                        f"{field}.{key_ref}",
-                        f"couldn't find key {key} in {kind} {namespace}/{name}",
-                        permanent=False,
-                    )
-                return None
-            return data[key]
+            data = _stored(ref, kind, f"{field}.{key_ref}", ctx, problems)
+            key = text(ref.get("key"))
+            if data is not None and key not in data and ref.get("optional") is not True:
+                problems.add(
+                    CREATE_CONTAINER_CONFIG_ERROR,
+                    f"{field}.{key_ref}",
+                    f"couldn't find key {key} in {kind} {namespace}/{text(ref.get('name'))}",
+                    permanent=False,
+                )
+            return None if data is None else data.get(key)
     if "fieldRef" in value_from:
         return _field_ref(obj(value_from["fieldRef"]), f"{field}.fieldRef", pod, ctx, problems)
     if "resourceFieldRef" in value_from:
@@ -240,6 +219,27 @@ def _value_from(
         "only configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef are supported",
     )
     return None
+
+
+def _stored(
+    ref: Mapping[str, Any],
+    kind: str,
+    field: str,
+    ctx: TranslationContext,
+    problems: Problems,
+) -> Mapping[str, str] | None:
+    """The data of the ``kind`` (ConfigMap or Secret) ``ref`` names, if it was found; a
+    missing one is a problem unless ``ref`` is optional, as for the kubelet."""
+    name = text(ref.get("name"))
+    data = (ctx.config_maps if kind == "ConfigMap" else ctx.secrets).get(name)
+    if data is None and ref.get("optional") is not True:
+        problems.add(
+            CREATE_CONTAINER_CONFIG_ERROR,
+            field,
+            f'{kind.lower()} "{name}" not found',
+            permanent=False,
+        )
+    return data
 
 
 def _field_ref(

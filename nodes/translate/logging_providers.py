@@ -29,6 +29,7 @@ from nodes.translate.refusal import (
     CREATE_CONTAINER_CONFIG_ERROR,
     INVALID_ANNOTATION,
     Problems,
+    annotation_field,
 )
 from nodes.translate.spec_bounds import (
     LOGGING_LIST_MAX,
@@ -157,10 +158,6 @@ LOGGING_SECRET_KEYS: tuple[str, ...] = tuple(
 """The keys read from the Secret named by ``salad.com/logging-secret``."""
 
 
-def _field(name: str) -> str:
-    return f"metadata.annotations['{name}']"
-
-
 def logging_secret_name(annotations: Mapping[str, str]) -> str | None:
     """The Secret named by ``salad.com/logging-secret``, if any."""
     name = annotations.get(LOGGING_SECRET, "").strip()
@@ -185,13 +182,13 @@ def _secret_source(
         return None
     name = logging_secret_name(annotations)
     if name is None:
-        problems.add(INVALID_ANNOTATION, _field(LOGGING_SECRET), "names no Secret")
+        problems.add(INVALID_ANNOTATION, annotation_field(LOGGING_SECRET), "names no Secret")
         return None
     data = secrets.get(name)
     if data is None:
         problems.add(
             CREATE_CONTAINER_CONFIG_ERROR,
-            _field(LOGGING_SECRET),
+            annotation_field(LOGGING_SECRET),
             f'secret "{name}" not found',
             permanent=False,
         )
@@ -219,7 +216,7 @@ def container_logging(
         )
         problems.add(
             INVALID_ANNOTATION,
-            _field(clash),
+            annotation_field(clash),
             f"annotations of several logging providers ({', '.join(selected)}); "
             "SaladCloud takes only one",
         )
@@ -228,7 +225,7 @@ def container_logging(
         if source is not None:
             problems.add(
                 INVALID_ANNOTATION,
-                _field(LOGGING_SECRET),
+                annotation_field(LOGGING_SECRET),
                 "names a Secret, but no salad.com/logging-<provider>-* annotation "
                 "selects a provider",
             )
@@ -258,12 +255,12 @@ def _setting_value(
 ) -> tuple[bool, Any]:
     """(whether the setting is usable, its value or ``None`` when unset)."""
     name = _annotation(provider, setting)
-    raw, field = annotations.get(name), _field(name)
+    raw, field = annotations.get(name), annotation_field(name)
     if raw is None and setting.stored_as is not None and source is not None and source.data:
         raw = source.data.get(setting.stored_as)
-        field = f"{_field(LOGGING_SECRET)} key {setting.stored_as}"
+        field = f"{annotation_field(LOGGING_SECRET)} key {setting.stored_as}"
     if raw is None:
-        raw, field = setting.default, _field(name)
+        raw, field = setting.default, annotation_field(name)
     if raw is not None:
         value = _PARSERS[setting.kind](setting, raw, field, problems)
         return value is not None, value
@@ -273,7 +270,7 @@ def _setting_value(
         if source.data is not None:
             problems.add(
                 CREATE_CONTAINER_CONFIG_ERROR,
-                _field(LOGGING_SECRET),
+                annotation_field(LOGGING_SECRET),
                 f"couldn't find key {setting.stored_as} in Secret {source.name}, "
                 f"and {name} is not set",
                 permanent=False,
@@ -285,7 +282,9 @@ def _setting_value(
         else ""
     )
     problems.add(
-        INVALID_ANNOTATION, _field(name), f"is required by the {provider} logging provider{hint}"
+        INVALID_ANNOTATION,
+        annotation_field(name),
+        f"is required by the {provider} logging provider{hint}",
     )
     return False, None
 

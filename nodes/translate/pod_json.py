@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodes.translate.spec_bounds import PORT_MAX, PORT_MIN
+
 EMPTY: Mapping[str, Any] = {}
 
 
@@ -47,9 +49,14 @@ def strings(value: object) -> dict[str, str]:
     return {k: v for k, v in obj(value).items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def container_port(container: Mapping[str, Any], reference: str) -> int | None:
-    """A port given as a number or as the name of one of the container's ports."""
-    for port in objs(container.get("ports")):
-        if text(port.get("name")) == reference:
-            return integer(port.get("containerPort"))
-    return int(reference) if reference.isdigit() else None
+def container_port(container: Mapping[str, Any], reference: object) -> int | None:
+    """The port ``reference`` names: a number, or the name of one of the container's
+    ports. ``None`` unless that is a port number SaladCloud accepts."""
+    port = integer(reference)
+    if port is None and isinstance(reference, str):
+        named = [p for p in objs(container.get("ports")) if text(p.get("name")) == reference]
+        if named:
+            port = integer(named[0].get("containerPort"))
+        elif reference.isdigit():
+            port = int(reference)
+    return port if port is not None and PORT_MIN <= port <= PORT_MAX else None

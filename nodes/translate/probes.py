@@ -99,10 +99,8 @@ def _port(
     body: Mapping[str, Any], field: str, container: Mapping[str, Any], problems: Problems
 ) -> int | None:
     raw = body.get("port")
-    port = integer(raw)
-    if port is None and isinstance(raw, str):
-        port = container_port(container, raw)
-    if port is None or not PORT_MIN <= port <= PORT_MAX:
+    port = container_port(container, raw)
+    if port is None:
         problems.add(
             INVALID_PROBE,
             f"{field}.port",

@@ -31,6 +31,11 @@ INVALID_NODE_CONFIGURATION = "InvalidNodeConfiguration"
 """A node default (set by the operator, not the pod) that SaladCloud rejects."""
 
 
+def annotation_field(name: str) -> str:
+    """The field path of the pod annotation ``name``."""
+    return f"metadata.annotations['{name}']"
+
+
 @dataclass(frozen=True)
 class Refusal:
     """The pod cannot be turned into a container group; nothing is sent to SaladCloud."""

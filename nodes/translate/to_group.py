@@ -20,7 +20,7 @@ from nodes.saladcloud.models import (
     RestartPolicy,
 )
 from nodes.translate import env as environment
-from nodes.translate.annotations import SHM_SIZE, field_of, salad_settings
+from nodes.translate.annotations import SHM_SIZE, salad_settings
 from nodes.translate.command import container_command
 from nodes.translate.context import ObjectReference, RequiredObjects, TranslationContext
 from nodes.translate.logging_providers import logging_secret_name
@@ -38,6 +38,7 @@ from nodes.translate.refusal import (
     UNSUPPORTED_POD_FEATURE,
     Problems,
     Refusal,
+    annotation_field,
 )
 from nodes.translate.registry_auth import registry_authentication
 from nodes.translate.resources import allocate, declared_resources
@@ -139,7 +140,7 @@ def container_group_for_pod(
         shared_memory=shared_memory,
         annotated_shm_bytes=settings.shm_bytes,
         shm_field=(
-            field_of(SHM_SIZE)
+            annotation_field(SHM_SIZE)
             if settings.shm_bytes is not None or shared_memory is None
             else shared_memory.field
         ),

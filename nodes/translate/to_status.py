@@ -70,6 +70,12 @@ _INSTANCE_PROGRESS = {
 }
 
 
+def _final(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A copy of the pod's status if it is terminal (Failed and Succeeded are final)."""
+    current = obj(pod.get("status"))
+    return copy.deepcopy(dict(current)) if text(current.get("phase")) in TERMINAL_PHASES else None
+
+
 def timestamp(moment: datetime) -> str:
     """Kubernetes' RFC 3339 form, UTC, whole seconds. A naive time is taken as UTC."""
     if moment.tzinfo is None:
@@ -90,6 +96,7 @@ class _Previous:
     state: Mapping[str, Any]
     last_state: Mapping[str, Any]
     restart_count: int
+    image_id: str
 
     @property
     def running_since(self) -> str | None:
@@ -106,6 +113,16 @@ class _Previous:
             or "terminated" in self.last_state
         )
 
+    def terminated(self, *, exit_code: int, reason: str, message: str, now: str) -> dict[str, Any]:
+        """The ``terminated`` state of this container, ending ``now``."""
+        state: dict[str, Any] = {"exitCode": exit_code, "reason": reason, "message": message}
+        if self.running_since:
+            state["startedAt"] = self.running_since
+        state["finishedAt"] = now
+        if self.container_id:
+            state["containerID"] = self.container_id
+        return state
+
 
 def _previous(pod: Mapping[str, Any]) -> _Previous:
     status = obj(pod.get("status"))
@@ -120,6 +137,7 @@ def _previous(pod: Mapping[str, Any]) -> _Previous:
         state=obj(mine.get("state")),
         last_state=obj(mine.get("lastState")),
         restart_count=integer(mine.get("restartCount")) or 0,
+        image_id=text(mine.get("imageID")),
     )
 
 
@@ -146,17 +164,13 @@ class _Container:
 
 def _lost(previous: _Previous, now: str) -> dict[str, Any]:
     """The terminated state of an instance that stopped without saying how."""
-    terminated: dict[str, Any] = {
-        "exitCode": EXIT_KILLED,
-        "reason": CONTAINER_STATUS_UNKNOWN,
-        "message": "the SaladCloud instance stopped (reallocated, restarted or exited); "
+    terminated = previous.terminated(
+        exit_code=EXIT_KILLED,
+        reason=CONTAINER_STATUS_UNKNOWN,
+        message="the SaladCloud instance stopped (reallocated, restarted or exited); "
         "SaladCloud does not report why or with which exit code",
-    }
-    if previous.running_since:
-        terminated["startedAt"] = previous.running_since
-    terminated["finishedAt"] = now
-    if previous.container_id:
-        terminated["containerID"] = previous.container_id
+        now=now,
+    )
     return {"terminated": terminated}
 
 
@@ -209,12 +223,7 @@ def _waiting(previous: _Previous, reason: str, message: str, now: str) -> _Conta
 def _terminated(
     previous: _Previous, *, exit_code: int, reason: str, message: str, now: str
 ) -> _Container:
-    terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason, "message": message}
-    if previous.running_since:
-        terminated["startedAt"] = previous.running_since
-    terminated["finishedAt"] = now
-    if previous.container_id:
-        terminated["containerID"] = previous.container_id
+    terminated = previous.terminated(exit_code=exit_code, reason=reason, message=message, now=now)
     return _Container(
         state={"terminated": terminated},
         container_id=previous.container_id,
@@ -280,10 +289,9 @@ def pod_status(
     not fetch them; the group's instance counts stand in then (a running group with a
     running count is Running).
     """
-    current = obj(pod.get("status"))
-    previous = _previous(pod)
-    if text(current.get("phase")) in TERMINAL_PHASES:
-        return copy.deepcopy(dict(current))
+    final = _final(pod)
+    if final is not None:
+        return final
     at = timestamp(now)
     status = group.current_state.status if group is not None else None
     deleting = bool(obj(pod.get("metadata")).get("deletionTimestamp"))
@@ -297,9 +305,18 @@ def pod_status(
             at,
             node_ip,
         )
+    if status == "failed" and group is not None:
+        description = group.current_state.description or ""
+        return _failed_status(
+            pod,
+            ERR_IMAGE_PULL if _PULL_FAILURE.search(description) else CONTAINER_GROUP_FAILED,
+            description or "SaladCloud could not prepare the container group",
+            at,
+            node_ip,
+            image_id=_image_id(group),
+        )
 
-    reason: str | None = None
-    message: str | None = None
+    previous = _previous(pod)
     if group is None or status in ("pending", "deploying"):
         phase = PENDING
         container = _waiting(previous, CONTAINER_CREATING, _progress(group, instances), at)
@@ -329,15 +346,6 @@ def pod_status(
             message="the container group succeeded",
             now=at,
         )
-    elif status == "failed":
-        phase = FAILED
-        description = group.current_state.description or ""
-        reason = ERR_IMAGE_PULL if _PULL_FAILURE.search(description) else CONTAINER_GROUP_FAILED
-        message = description or "SaladCloud could not prepare the container group"
-        exit_code = EXIT_KILLED if previous.has_run else EXIT_NOT_STARTED
-        container = _terminated(
-            previous, exit_code=exit_code, reason=reason, message=message, now=at
-        )
     else:
         phase = previous.phase
         container = _waiting(
@@ -349,17 +357,14 @@ def pod_status(
         )
     if phase == PENDING and previous.phase == RUNNING:
         phase = RUNNING
-    image_id = group.container.hash if group is not None and group.container.hash else ""
     return _status(
-        pod,
-        phase=phase,
-        container=container,
-        image_id=image_id,
-        reason=reason,
-        message=message,
-        now=at,
-        node_ip=node_ip,
+        pod, phase=phase, container=container, image_id=_image_id(group), now=at, node_ip=node_ip
     )
+
+
+def _image_id(group: ContainerGroup | None) -> str:
+    """The image hash SaladCloud reports, once it has resolved the image."""
+    return (group.container.hash if group is not None else None) or ""
 
 
 def failed_status(
@@ -371,28 +376,36 @@ def failed_status(
     that vanished (:data:`CONTAINER_GROUP_DELETED`), a create SaladCloud rejects for
     good. A terminal pod's status comes back unchanged.
     """
-    current = obj(pod.get("status"))
-    if text(current.get("phase")) in TERMINAL_PHASES:
-        return copy.deepcopy(dict(current))
-    return _failed_status(pod, reason, message, timestamp(now), None)
+    final = _final(pod)
+    return final if final is not None else _failed_status(pod, reason, message, timestamp(now))
 
 
 def _failed_status(
-    pod: Mapping[str, Any], reason: str, message: str, at: str, node_ip: str | None
+    pod: Mapping[str, Any],
+    reason: str,
+    message: str,
+    at: str,
+    node_ip: str | None = None,
+    *,
+    image_id: str | None = None,
 ) -> dict[str, Any]:
+    """Failed with the container terminated; ``image_id`` defaults to the reported one."""
     previous = _previous(pod)
-    exit_code = EXIT_KILLED if previous.has_run else EXIT_NOT_STARTED
     return _status(
         pod,
         phase=FAILED,
         container=_terminated(
-            previous, exit_code=exit_code, reason=reason, message=message, now=at
+            previous,
+            exit_code=EXIT_KILLED if previous.has_run else EXIT_NOT_STARTED,
+            reason=reason,
+            message=message,
+            now=at,
         ),
-        image_id=_previous_image_id(pod),
-        reason=reason,
-        message=message,
+        image_id=previous.image_id if image_id is None else image_id,
         now=at,
         node_ip=node_ip,
+        reason=reason,
+        message=message,
     )
 
 
@@ -402,18 +415,16 @@ def pending_status(
     """Pending with the container waiting for ``reason``: what the kubelet shows while
     a referenced Secret or ConfigMap is missing (``CreateContainerConfigError``), for a
     refusal that is not permanent. A terminal pod's status comes back unchanged."""
-    current = obj(pod.get("status"))
-    if text(current.get("phase")) in TERMINAL_PHASES:
-        return copy.deepcopy(dict(current))
+    final = _final(pod)
+    if final is not None:
+        return final
     previous = _previous(pod)
     at = timestamp(now)
     return _status(
         pod,
         phase=RUNNING if previous.phase == RUNNING else PENDING,
         container=_waiting(previous, reason, message, at),
-        image_id=_previous_image_id(pod),
-        reason=None,
-        message=None,
+        image_id=previous.image_id,
         now=at,
         node_ip=node_ip,
     )
@@ -427,10 +438,8 @@ def terminated_status(pod: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     ran ends with ``Error`` and the pod Failed, as the kubelet does for a pod deleted
     before its containers started. A terminal pod's status comes back unchanged.
     """
-    current = obj(pod.get("status"))
-    if text(current.get("phase")) in TERMINAL_PHASES:
-        return copy.deepcopy(dict(current))
-    return _terminated_status(pod, timestamp(now), None)
+    final = _final(pod)
+    return final if final is not None else _terminated_status(pod, timestamp(now), None)
 
 
 def _terminated_status(pod: Mapping[str, Any], at: str, node_ip: str | None) -> dict[str, Any]:
@@ -457,17 +466,10 @@ def _terminated_status(pod: Mapping[str, Any], at: str, node_ip: str | None) -> 
         pod,
         phase=phase,
         container=container,
-        image_id=_previous_image_id(pod),
-        reason=None,
-        message=None,
+        image_id=previous.image_id,
         now=at,
         node_ip=node_ip,
     )
-
-
-def _previous_image_id(pod: Mapping[str, Any]) -> str:
-    statuses = objs(obj(pod.get("status")).get("containerStatuses"))
-    return text(statuses[0].get("imageID")) if statuses else ""
 
 
 def _status(
@@ -476,10 +478,10 @@ def _status(
     phase: str,
     container: _Container,
     image_id: str,
-    reason: str | None,
-    message: str | None,
     now: str,
     node_ip: str | None,
+    reason: str | None = None,
+    message: str | None = None,
 ) -> dict[str, Any]:
     current = obj(pod.get("status"))
     spec_container = _container(pod)

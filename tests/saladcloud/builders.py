@@ -15,12 +15,15 @@ from nodes.metrics import NodeMetrics
 from nodes.saladcloud import models
 from nodes.saladcloud.client import RetryPolicy, SaladClient
 from nodes.saladcloud.ratelimit import KeyBudget
-from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
+from nodes.saladcloud.simulator import Simulator, SimulatorOptions, lifecycle, running_simulator
 
 ORG = "acme"
 PROJECT = "demo"
 KEY = "sk-live-3f9a1c7e5b2d4a6f8e0c1b3d5f7a9c2e"
 """An API key distinctive enough that finding it anywhere is a leak, not a coincidence."""
+
+DEPLOYED = 1.2 * (lifecycle.PREPARE + lifecycle.ALLOCATE + lifecycle.DOWNLOAD + lifecycle.CREATE)
+"""Simulated seconds by which a new group surely runs: every duration is base * (0.8..1.2)."""
 
 
 def options(**values: Any) -> SimulatorOptions:
@@ -29,6 +32,19 @@ def options(**values: Any) -> SimulatorOptions:
     values.setdefault("project", [f"{ORG}/{PROJECT}"])
     values.setdefault("api-key", [KEY])
     return SimulatorOptions.model_validate(values)
+
+
+def body(name: str = "pod-1", **changes: Any) -> dict[str, Any]:
+    """A small create body as raw JSON, for requests the typed client would not send."""
+    document: dict[str, Any] = {
+        "name": name,
+        "container": {"image": "nginx:1.27", "resources": {"cpu": 1, "memory": 1024}},
+        "autostart_policy": True,
+        "replicas": 1,
+        "restart_policy": "always",
+    }
+    document.update(changes)
+    return document
 
 
 def prototype(

@@ -24,15 +24,13 @@ from nodes.saladcloud import models
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.errors import SaladError
 from nodes.saladcloud.ratelimit import KeyBudget
-from nodes.saladcloud.simulator import lifecycle, running_simulator
+from nodes.saladcloud.simulator import running_simulator
 from nodes.saladcloud.simulator.gpus import gpu_class_id
 from tests import openapi
 
-from .builders import GROUPS_PATH, KEY, QUICK_RETRY, Wall, client, options
+from .builders import DEPLOYED, GROUPS_PATH, KEY, QUICK_RETRY, Wall, body, client, options
 
 pytestmark = pytest.mark.anyio
-
-DEPLOYED = 1.2 * (lifecycle.PREPARE + lifecycle.ALLOCATE + lifecycle.DOWNLOAD + lifecycle.CREATE)
 
 
 @dataclass
@@ -350,13 +348,7 @@ async def test_every_client_request_body_matches_the_spec(scenario: Scenario) ->
 )
 async def test_bodies_the_spec_refuses_the_simulator_refuses_too(changes: dict[str, Any]) -> None:
     spec = openapi.load_spec()
-    document: dict[str, Any] = {
-        "name": "pod-1",
-        "container": {"image": "nginx", "resources": {"cpu": 1, "memory": 1024}},
-        "autostart_policy": True,
-        "replicas": 1,
-        "restart_policy": "always",
-    }
+    document = body()
     schema = {"$ref": "#/components/schemas/ContainerGroupPrototype"}
     assert openapi.schema_errors(spec, schema, document) == [], "the base body is valid"
     document.update(changes)

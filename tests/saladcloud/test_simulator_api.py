@@ -16,27 +16,23 @@ from nodes.saladcloud.errors import (
     SaladNameConflict,
     SaladNotFound,
 )
-from nodes.saladcloud.simulator import lifecycle
 from nodes.saladcloud.simulator.gpus import gpu_class_id
 
-from .builders import GROUPS_PATH, KEY, ORG, PROJECT, Wall, connected, prototype
+from .builders import (
+    DEPLOYED,
+    GROUPS_PATH,
+    KEY,
+    ORG,
+    PROJECT,
+    Wall,
+    body,
+    connected,
+    prototype,
+)
 
 pytestmark = pytest.mark.anyio
 
-DEPLOYED = 1.2 * (lifecycle.PREPARE + lifecycle.ALLOCATE + lifecycle.DOWNLOAD + lifecycle.CREATE)
 OTHER_KEY = "sk-live-second-key-7d1e0b9c"
-
-
-def body(name: str = "pod-1", **changes: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "name": name,
-        "container": {"image": "nginx:1.27", "resources": {"cpu": 1, "memory": 1024}},
-        "autostart_policy": True,
-        "replicas": 1,
-        "restart_policy": "always",
-    }
-    document.update(changes)
-    return document
 
 
 # --- lifecycle over time ------------------------------------------------------------------
@@ -311,6 +307,27 @@ async def test_an_unknown_organization_or_project_is_404() -> None:
                 }
             },
             "container.environment_variables.EMPTY",
+        ),
+        # The spec's ^.*$ is ECMA-262: "." matches no line terminator, \r and U+2028 included.
+        (
+            {
+                "container": {
+                    "image": "x",
+                    "resources": {"cpu": 1, "memory": 1024},
+                    "environment_variables": {"CRLF": "a\r"},
+                }
+            },
+            "container.environment_variables.CRLF",
+        ),
+        (
+            {
+                "container": {
+                    "image": "x",
+                    "resources": {"cpu": 1, "memory": 1024},
+                    "command": ["sh", "-c", "a\u2028b"],
+                }
+            },
+            "container.command[2]",
         ),
         (
             {
@@ -668,3 +685,23 @@ async def test_the_control_api_drives_a_simulator_from_outside() -> None:
     assert bad.status_code == 400
     assert [r["status"] for r in requests.json()] == [201, 200, 403]
     assert summary.json()["projects"] == [f"{ORG}/{PROJECT}"]
+
+
+@pytest.mark.parametrize(
+    ("route", "document"),
+    [
+        ("/faults", {"drop_next": -1}),
+        ("/faults", {"latency": 61}),
+        ("/clock", {"time_scale": 0}),
+        ("/clock", {"advance": -1}),
+        ("/projects", {"project": "Not A Project"}),
+    ],
+)
+async def test_a_control_argument_out_of_range_is_a_400_not_a_server_error(
+    route: str, document: dict[str, Any]
+) -> None:
+    async with connected() as c:
+        answer = await c.http.post(c.sim.control_url + route, json=document)
+
+    assert answer.status_code == 400
+    assert answer.json()["title"] == "Bad Request"

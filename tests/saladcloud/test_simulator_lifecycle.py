@@ -10,8 +10,7 @@ from nodes.saladcloud.simulator import lifecycle
 from nodes.saladcloud.simulator.lifecycle import Group
 from nodes.saladcloud.simulator.options import ExitRule
 
-# Every duration is base * uniform(0.8, 1.2); these bound a whole phase from both sides.
-DEPLOYED = 1.2 * (lifecycle.PREPARE + lifecycle.ALLOCATE + lifecycle.DOWNLOAD + lifecycle.CREATE)
+from .builders import DEPLOYED, body
 
 
 def make_group(
@@ -23,19 +22,11 @@ def make_group(
     interrupt_rate: float = 0.0,
     **spec: Any,
 ) -> Group:
-    document: dict[str, Any] = {
-        "name": name,
-        "container": {"image": "nginx:1.27", "resources": {"cpu": 1, "memory": 1024}},
-        "autostart_policy": True,
-        "replicas": 1,
-        "restart_policy": "always",
-    }
-    document.update(spec)
     return Group(
         organization="acme",
         project="demo",
         name=name,
-        spec=document,
+        spec=body(name, **spec),
         created=0.0,
         seed=seed,
         fail_patterns=fail,

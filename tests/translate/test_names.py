@@ -2,10 +2,11 @@ import re
 
 import pytest
 
+from config import SALAD_NAME_PATTERN
 from nodes.translate import container_group_name, display_name, uid_suffix
 from tests.translate.pods import UID, UID_DIGITS
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+NAME_PATTERN = re.compile(SALAD_NAME_PATTERN)
 DISPLAY_PATTERN = re.compile(r"^[ ,\-.0-9A-Za-z]+$")
 LONG_NAMESPACE = "team-" + "a" * 58
 LONG_POD = "web-" + "b" * 249

@@ -65,19 +65,28 @@ def _world(request: web.Request) -> World:
     return request.app[WORLD]
 
 
-def _p(request: web.Request, name: str) -> str:
-    return request.match_info[name]
+def _project(request: web.Request) -> tuple[str, str]:
+    return request.match_info["organization"], request.match_info["project"]
+
+
+def _group(request: web.Request) -> tuple[str, str, str]:
+    """Organization, project and group name of the path (the arguments ``World`` takes)."""
+    return (*_project(request), request.match_info["name"])
+
+
+def _instance(request: web.Request) -> tuple[str, str, str, str]:
+    return (*_group(request), request.match_info["instance"])
 
 
 # --- container groups ------------------------------------------------------------------------
 
 
 async def list_container_groups(request: web.Request) -> web.Response:
-    return _json(_world(request).list_groups(_p(request, "organization"), _p(request, "project")))
+    return _json(_world(request).list_groups(*_project(request)))
 
 
 async def create_container_group(request: web.Request) -> web.Response:
-    organization, project = _p(request, "organization"), _p(request, "project")
+    organization, project = _project(request)
     world = _world(request)
     world.project(organization, project)
     document = await _body(request, _JSON)
@@ -89,83 +98,58 @@ async def create_container_group(request: web.Request) -> web.Response:
 
 
 async def get_container_group(request: web.Request) -> web.Response:
-    world = _world(request)
-    return _json(
-        world.get_group(_p(request, "organization"), _p(request, "project"), _p(request, "name"))
-    )
+    return _json(_world(request).get_group(*_group(request)))
 
 
 async def update_container_group(request: web.Request) -> web.Response:
-    world = _world(request)
-    organization, project, name = (_p(request, k) for k in ("organization", "project", "name"))
-    world.group(organization, project, name)
+    world, ids = _world(request), _group(request)
+    world.group(*ids)
     document = await _body(request, _MERGE_PATCH)
-    group = world.update_group(organization, project, name, document)
     # The spec declares this 200 as application/merge-patch+json (NOTES.md section 1).
-    return _json(group, content_type=_MERGE_PATCH)
+    return _json(world.update_group(*ids, document), content_type=_MERGE_PATCH)
 
 
 async def delete_container_group(request: web.Request) -> web.Response:
-    world = _world(request)
-    world.delete_group(_p(request, "organization"), _p(request, "project"), _p(request, "name"))
+    _world(request).delete_group(*_group(request))
     return web.Response(status=202)
 
 
 async def start_container_group(request: web.Request) -> web.Response:
-    world = _world(request)
-    world.start_group(_p(request, "organization"), _p(request, "project"), _p(request, "name"))
+    _world(request).start_group(*_group(request))
     return web.Response(status=202)
 
 
 async def stop_container_group(request: web.Request) -> web.Response:
-    world = _world(request)
-    world.stop_group(_p(request, "organization"), _p(request, "project"), _p(request, "name"))
+    _world(request).stop_group(*_group(request))
     return web.Response(status=202)
 
 
 async def get_system_logs(request: web.Request) -> web.Response:
-    world = _world(request)
-    return _json(
-        world.system_logs(_p(request, "organization"), _p(request, "project"), _p(request, "name"))
-    )
+    return _json(_world(request).system_logs(*_group(request)))
 
 
 # --- instances ---------------------------------------------------------------------------
 
 
 async def list_container_group_instances(request: web.Request) -> web.Response:
-    world = _world(request)
-    return _json(
-        world.list_instances(
-            _p(request, "organization"), _p(request, "project"), _p(request, "name")
-        )
-    )
+    return _json(_world(request).list_instances(*_group(request)))
 
 
 async def get_container_group_instance(request: web.Request) -> web.Response:
-    world = _world(request)
-    keys = ("organization", "project", "name", "instance")
     # The spec lists 202 (sic) as this operation's success status.
-    return _json(world.get_instance(*(_p(request, k) for k in keys)), status=202)
+    return _json(_world(request).get_instance(*_instance(request)), status=202)
 
 
 async def update_container_group_instance(request: web.Request) -> web.Response:
     world = _world(request)
-    organization, project, name, instance = (
-        _p(request, k) for k in ("organization", "project", "name", "instance")
-    )
-    world.group(organization, project, name)
+    world.group(*_group(request))
     document = await _body(request, _MERGE_PATCH)
-    return _json(world.update_instance(organization, project, name, instance, document))
+    return _json(world.update_instance(*_instance(request), document))
 
 
 def _instance_action(action: str) -> Handler:
     async def handle(request: web.Request) -> web.Response:
-        world = _world(request)
-        organization, project, name, instance = (
-            _p(request, k) for k in ("organization", "project", "name", "instance")
-        )
-        world.instance_action(organization, project, name, instance, action)
+        _world(request).instance_action(*_instance(request), action)
         return web.Response(status=202)
 
     return handle
@@ -175,16 +159,16 @@ def _instance_action(action: str) -> Handler:
 
 
 async def list_gpu_classes(request: web.Request) -> web.Response:
-    return _json(_world(request).list_gpu_classes(_p(request, "organization")))
+    return _json(_world(request).list_gpu_classes(request.match_info["organization"]))
 
 
 async def get_quotas(request: web.Request) -> web.Response:
-    return _json(_world(request).quotas(_p(request, "organization")))
+    return _json(_world(request).quotas(request.match_info["organization"]))
 
 
 async def query_log_entries(request: web.Request) -> web.Response:
     world = _world(request)
-    organization = _p(request, "organization")
+    organization = request.match_info["organization"]
     world.organization(organization)
     document = await _body(request, _JSON)
     return _json(world.query_log_entries(organization, document))

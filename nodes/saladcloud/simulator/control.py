@@ -3,7 +3,9 @@
 The same controls exist twice: as methods of ``SimulatorControl`` (the handle an
 in-process ``running_simulator`` yields) and as plain JSON over HTTP under
 ``/_simulator`` (for a simulator started by ``salad-vk simulate`` in another
-process). The control routes need no API key and are not rate limited or faulted.
+process). The routes only decode JSON and call the methods: a method refuses a bad
+argument with ``ValueError``, which the routes answer as a 400. The control routes
+need no API key and are not rate limited or faulted.
 
 HTTP control API (bodies and answers are JSON):
 
@@ -40,13 +42,22 @@ from aiohttp import web
 from . import render
 from .app import WORLD
 from .clock import rfc3339
-from .keys import fingerprint
+from .keys import KeyState, fingerprint
 from .lifecycle import Group
 from .options import parse_project
 from .problems import ApiProblem, not_found
 from .world import RequestRecord, World
 
 CONTROL_PREFIX = "/_simulator"
+
+_FAULT_LIMITS = {
+    "error_rate": 1.0,
+    "throttle_rate": 1.0,
+    "drop_rate": 1.0,
+    "latency": 60.0,
+    "interrupt_rate": float("inf"),
+}
+"""The fault settings ``set_faults`` changes, each with its highest value."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class KeyStats:
     accepted: bool
     requests: int
     rate_limited: int
+
+    @classmethod
+    def of(cls, api_key: str, state: KeyState) -> KeyStats:
+        return cls(fingerprint(api_key), state.accepted, state.requests, state.rate_limited)
 
 
 class SimulatorControl:
@@ -155,6 +170,12 @@ class SimulatorControl:
     def add_project(self, organization: str, project: str) -> None:
         self.world.add_project(organization, project)
 
+    def projects(self) -> list[str]:
+        """Every declared project, as ``ORG/PROJECT``."""
+        return [
+            f"{org.name}/{p}" for org in self.world.organizations.values() for p in org.projects
+        ]
+
     # --- keys, faults, traffic -------------------------------------------------------------
 
     def accept_key(self, api_key: str) -> None:
@@ -164,16 +185,10 @@ class SimulatorControl:
         self.world.keys.revoke(api_key)
 
     def key_stats(self, api_key: str) -> KeyStats:
-        state = self.world.keys.state(api_key)
-        if state is None:
-            return KeyStats(fingerprint(api_key), False, 0, 0)
-        return KeyStats(fingerprint(api_key), state.accepted, state.requests, state.rate_limited)
+        return KeyStats.of(api_key, self.world.keys.state(api_key) or KeyState(accepted=False))
 
     def all_key_stats(self) -> list[KeyStats]:
-        return [
-            KeyStats(fingerprint(key), s.accepted, s.requests, s.rate_limited)
-            for key, s in self.world.keys.items()
-        ]
+        return [KeyStats.of(key, state) for key, state in self.world.keys.items()]
 
     def set_faults(
         self,
@@ -185,17 +200,17 @@ class SimulatorControl:
         interrupt_rate: float | None = None,
     ) -> None:
         settings = self.world.faults.settings
-        for name, value, high in (
-            ("error_rate", error_rate, 1.0),
-            ("throttle_rate", throttle_rate, 1.0),
-            ("drop_rate", drop_rate, 1.0),
-            ("latency", latency, 60.0),
-            ("interrupt_rate", interrupt_rate, float("inf")),
+        for name, value in (
+            ("error_rate", error_rate),
+            ("throttle_rate", throttle_rate),
+            ("drop_rate", drop_rate),
+            ("latency", latency),
+            ("interrupt_rate", interrupt_rate),
         ):
             if value is None:
                 continue
-            if not 0.0 <= value <= high:
-                raise ValueError(f"{name} must be between 0 and {high}, got {value}")
+            if not 0.0 <= value <= _FAULT_LIMITS[name]:
+                raise ValueError(f"{name} must be between 0 and {_FAULT_LIMITS[name]}, got {value}")
             setattr(settings, name, float(value))
 
     def drop_next(self, count: int = 1) -> None:
@@ -218,11 +233,7 @@ class SimulatorControl:
             "time": clock.now(),
             "now": rfc3339(clock.datetime_at(clock.now())),
             "time_scale": clock.time_scale,
-            "projects": [
-                f"{org.name}/{project}"
-                for org in self.world.organizations.values()
-                for project in org.projects
-            ],
+            "projects": self.projects(),
             "keys": [asdict(stats) for stats in self.all_key_stats()],
             "faults": self.fault_settings(),
         }
@@ -275,13 +286,9 @@ async def _clock(request: web.Request) -> web.Response:
     document = await _document(request)
     scale = _number(document, "time_scale")
     if scale is not None:
-        if scale <= 0:
-            raise ApiProblem(400, "Bad Request", "time_scale must be positive")
         control.set_time_scale(scale)
     seconds = _number(document, "advance")
     if seconds is not None:
-        if seconds < 0:
-            raise ApiProblem(400, "Bad Request", "advance must not be negative")
         control.advance(seconds)
     return web.json_response(control.summary())
 
@@ -304,27 +311,10 @@ async def _faults(request: web.Request) -> web.Response:
     control = _control(request)
     if request.method == "POST":
         document = await _document(request)
-        unknown = set(document) - {
-            "error_rate",
-            "throttle_rate",
-            "drop_rate",
-            "latency",
-            "interrupt_rate",
-            "storm",
-            "drop_next",
-        }
+        unknown = set(document) - {*_FAULT_LIMITS, "storm", "drop_next"}
         if unknown:
             raise ApiProblem(400, "Bad Request", f"unknown fault settings: {sorted(unknown)}")
-        try:
-            control.set_faults(
-                error_rate=_number(document, "error_rate"),
-                throttle_rate=_number(document, "throttle_rate"),
-                drop_rate=_number(document, "drop_rate"),
-                latency=_number(document, "latency"),
-                interrupt_rate=_number(document, "interrupt_rate"),
-            )
-        except ValueError as exc:
-            raise ApiProblem(400, "Bad Request", str(exc)) from None
+        control.set_faults(**{name: _number(document, name) for name in _FAULT_LIMITS})
         storm = _number(document, "storm")
         if storm is not None:
             control.storm(storm)
@@ -337,10 +327,7 @@ async def _faults(request: web.Request) -> web.Response:
 async def _projects(request: web.Request) -> web.Response:
     control = _control(request)
     document = await _document(request)
-    try:
-        ref = parse_project(str(document.get("project", "")))
-    except ValueError as exc:
-        raise ApiProblem(400, "Bad Request", str(exc)) from None
+    ref = parse_project(str(document.get("project", "")))
     control.add_project(ref.organization, ref.project)
     return web.json_response(control.summary())
 
@@ -387,9 +374,13 @@ async def control_problems(request: web.Request, handler: Any) -> web.StreamResp
         return response
     try:
         response = await handler(request)
-    except ApiProblem as problem:
-        return web.json_response(problem.body(), status=problem.status)
-    return response
+    except ValueError as exc:  # a control method refused an argument
+        problem = ApiProblem(400, "Bad Request", str(exc))
+    except ApiProblem as refused:
+        problem = refused
+    else:
+        return response
+    return web.json_response(problem.body(), status=problem.status)
 
 
 def add_control_routes(app: web.Application) -> None:

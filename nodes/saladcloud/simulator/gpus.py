@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..models import PRIORITIES
+
 _NAMESPACE = uuid.UUID("6f1d3c3e-2f0a-4d7e-9a55-5a1ad0c10ad5")
 
 # name, price per hour at high/medium/low/batch, VRAM-ish memory bounds (MB), type
@@ -40,9 +42,7 @@ def gpu_classes(names: list[str]) -> list[dict[str, Any]]:
                 "name": name,
                 "prices": [
                     {"priority": priority, "price": price}
-                    for priority, price in zip(
-                        ("high", "medium", "low", "batch"), prices, strict=True
-                    )
+                    for priority, price in zip(PRIORITIES, prices, strict=True)
                 ],
                 "gpu_class_type": kind,
                 "gpu_count": 1,

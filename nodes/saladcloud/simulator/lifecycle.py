@@ -156,7 +156,7 @@ class Group:
         self.started = bool(self.spec.get("autostart_policy"))
         self.prepare_until = self.created + self._duration(PREPARE)
         if self.spec.get("networking") is not None:
-            self.dns = f"{self._word()}-{self._word()}-{self.rng.getrandbits(32):08x}.salad.cloud"
+            self.dns = self._dns_name()
         self._log(
             "deployment_controller", "info", f"container group {self.name} created", self.created
         )
@@ -314,10 +314,9 @@ class Group:
             machine_id="",
             state="allocating",
             since=at,
-            until=None,
+            until=at + self._duration(ALLOCATE),
             version=self.version,
         )
-        instance.until = at + self._duration(ALLOCATE)
         self.instances.append(instance)
         return instance
 
@@ -418,7 +417,7 @@ class Group:
             if before.get(key) != merged.get(key)
         ]
         if merged.get("networking") is not None and self.dns is None:
-            self.dns = f"{self._word()}-{self._word()}-{self.rng.getrandbits(32):08x}.salad.cloud"
+            self.dns = self._dns_name()
         new_image = before["container"]["image"] != merged["container"]["image"]
         if new_image and self.outcome == "failed":
             self.outcome = None
@@ -496,8 +495,9 @@ class Group:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _word(self) -> str:
-        return self.rng.choice(_WORDS)
+    def _dns_name(self) -> str:
+        words = f"{self.rng.choice(_WORDS)}-{self.rng.choice(_WORDS)}"
+        return f"{words}-{self.rng.getrandbits(32):08x}.salad.cloud"
 
 
 _WORDS = (

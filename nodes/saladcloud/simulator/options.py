@@ -19,9 +19,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from config import parse_listen_address
+from config.schema import SALAD_NAME_PATTERN
 from config.yaml_source import StrictBoolLoader
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+_NAME = re.compile(SALAD_NAME_PATTERN)
 _GPU_NAME = re.compile(r"^[ -~]{2,63}$")
 _EXIT_RULE = re.compile(r"^(?P<pattern>.+)=(?P<code>-?\d+)@(?P<after>\d+(?:\.\d+)?)$")
 _STORM = re.compile(r"^(?P<start>\d+(?:\.\d+)?)\+(?P<length>\d+(?:\.\d+)?)$")
@@ -109,7 +111,7 @@ class SimulatorOptions(BaseModel):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
-        parse_listen(value)
+        parse_listen_address(value)
         return value
 
     @field_validator("projects")
@@ -158,7 +160,7 @@ class SimulatorOptions(BaseModel):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        return parse_listen(self.listen)
+        return parse_listen_address(self.listen)
 
     @property
     def project_refs(self) -> list[ProjectRef]:
@@ -171,13 +173,6 @@ class SimulatorOptions(BaseModel):
     @property
     def storm_windows(self) -> list[Storm]:
         return [parse_storm(text) for text in self.storms]
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"listen address {text!r} is not HOST:PORT")
-    return host.removeprefix("[").removesuffix("]"), int(port_text)
 
 
 def parse_project(text: str) -> ProjectRef:

@@ -75,10 +75,13 @@ def container_group(group: Group, clock: SimClock) -> dict[str, Any]:
     networking = spec.get("networking")
     if networking is not None:
         document["networking"] = {**_NETWORKING_DEFAULTS, **networking, "dns": group.dns}
-    for key in ("liveness_probe", "readiness_probe", "startup_probe"):
-        if spec.get(key) is not None:
-            document[key] = copy.deepcopy(spec[key])
-    for key in ("queue_connection", "queue_autoscaler"):
+    for key in (
+        "liveness_probe",
+        "readiness_probe",
+        "startup_probe",
+        "queue_connection",
+        "queue_autoscaler",
+    ):
         if spec.get(key) is not None:
             document[key] = copy.deepcopy(spec[key])
     return document
@@ -134,11 +137,10 @@ def system_log(
 
 
 def log_entry(line: LogLine, clock: SimClock) -> dict[str, Any]:
-    document: dict[str, Any] = {
+    return {
         "time": _time(clock, line.time),
         "receive_time": _time(clock, line.time + 0.25),
         "severity": line.severity,
         "resource": {"type": line.resource_type, "labels": dict(line.labels)},
+        "text_log": line.text[:10000],
     }
-    document["text_log"] = line.text[:10000]
-    return document

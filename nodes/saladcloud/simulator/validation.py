@@ -32,11 +32,14 @@ from pydantic import (
 )
 
 from config.country_codes import COUNTRY_CODES
+from config.schema import SALAD_NAME_PATTERN
 
+from ..models import Priority, RestartPolicy
 from .problems import ApiProblem
 
-_LINE = r"^.*$"
-_NAME = r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+# The spec's ``^.*$``: JSON Schema patterns are ECMA-262, where ``.`` matches no line
+# terminator; pydantic's Rust regex would let ``\r``, U+2028 and U+2029 through.
+_LINE = r"^[^\n\r\u2028\u2029]*$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _CRON = r"^([0-9A-Za-z*/,-]+)([\t ]+[0-9A-Za-z*/,-]+){4}$"
 
@@ -47,7 +50,7 @@ def _country(code: str) -> str:
     return code
 
 
-Name = Annotated[str, StringConstraints(min_length=2, max_length=63, pattern=_NAME)]
+Name = Annotated[str, StringConstraints(min_length=2, max_length=63, pattern=SALAD_NAME_PATTERN)]
 DisplayName = Annotated[
     str, StringConstraints(min_length=2, max_length=63, pattern=r"^[ ,-.0-9A-Za-z]+$")
 ]
@@ -62,7 +65,6 @@ Cpu = Annotated[int, Field(ge=1, le=1024)]
 Memory = Annotated[int, Field(ge=1024, le=1073741824)]
 ShmSize = Annotated[int, Field(ge=64, le=1073741824)]
 Storage = Annotated[int, Field(ge=1073741824, le=1125899906842624)]
-Priority = Literal["high", "medium", "low", "batch"]
 
 
 class _Strict(BaseModel):
@@ -346,7 +348,7 @@ class ContainerGroupPrototype(_Strict):
     queue_connection: QueueConnection | None = None
     readiness_probe: Probe | None = None
     replicas: Replicas
-    restart_policy: Literal["always", "on_failure", "never"]
+    restart_policy: RestartPolicy
     scaling_actions: ScalingActions | None = Field(default=None, alias="scaling-actions")
     scheduled_scaling_enabled: bool | None = Field(default=None, alias="scheduled-scaling-enabled")
     startup_probe: Probe | None = None
