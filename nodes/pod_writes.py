@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
+from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound, api_path
 from .status_patch import status_patch
 
 JSON = dict[str, Any]
@@ -13,7 +13,11 @@ JSON = dict[str, Any]
 
 def _path(pod: Mapping[str, Any]) -> str:
     meta = pod.get("metadata") or {}
-    return f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}"
+    return api_path(
+        "/api/v1/namespaces/{namespace}/pods/{name}",
+        namespace=str(meta.get("namespace")),
+        name=str(meta.get("name")),
+    )
 
 
 async def write_status(

@@ -40,13 +40,13 @@ from anyio.abc import TaskGroup
 
 from . import pod_writes
 from .events import EventRecorder
-from .kube import KubeClient, KubeError, KubeNotFound
+from .kube import KubeClient, KubeError, KubeNotFound, api_path
 from .metrics import NodeMetrics
 from .node_object import SaladHealth
 from .node_reporter import NodeReporter
 from .ownership import Owner, owner_of, with_owner
 from .pod_watch import PodWatch
-from .references import ReferenceReader
+from .references import ReferenceReader, StoredObject
 from .saladcloud.client import SaladClient
 from .saladcloud.errors import (
     SaladAuthError,
@@ -60,6 +60,7 @@ from .saladcloud.errors import (
 from .saladcloud.models import ContainerGroup, ContainerGroupInstance, GpuClass
 from .settings import NodeSettings
 from .status_patch import status_patch
+from .tenancy import tenancy_refusal
 from .translate import (
     Refusal,
     TranslationContext,
@@ -72,6 +73,8 @@ from .translate import (
     terminated_status,
     uid_suffix,
 )
+from .translate.references import forbidden_source, invalid_reference
+from .translate.sensitive import scrub, sensitive_values
 
 log = logging.getLogger(__name__)
 
@@ -492,18 +495,45 @@ class Reconciler:
                 lambda: self._delete_group(None, tracked, f"pod {key} is gone"),
             )
 
-    async def _context(self, pod: JSON) -> TranslationContext:
+    async def _admit(self, pod: JSON) -> Refusal | None:
+        """Whether the pod may use this node, and names only names: judged before
+        anything is read for it (its Secrets, its namespace's) and before SaladCloud."""
+        settings = self._settings
+        labels = None
+        if settings.namespace_selector is not None:
+            namespace = str((pod.get("metadata") or {}).get("namespace"))
+            labels = await self._references.namespace_labels(namespace)
+        refusal = tenancy_refusal(
+            pod,
+            node=settings.name,
+            allowed_namespaces=settings.allowed_namespaces,
+            namespace_selector=settings.namespace_selector,
+            namespace_labels=labels,
+            taints=settings.taints,
+        )
+        return refusal or invalid_reference(pod)
+
+    async def _sources(self, pod: JSON) -> tuple[dict[str, StoredObject], dict[str, StoredObject]]:
+        """The Secrets and ConfigMaps the pod names, as they are now."""
         namespace = str((pod.get("metadata") or {}).get("namespace"))
         needed = required_objects(pod)
         secrets = await self._references.read("secrets", namespace, needed.secret_names)
         config_maps = await self._references.read("configmaps", namespace, needed.config_map_names)
+        return secrets, config_maps
+
+    async def _context(
+        self,
+        pod: JSON,
+        secrets: Mapping[str, StoredObject],
+        config_maps: Mapping[str, StoredObject],
+    ) -> TranslationContext:
         return TranslationContext(
             node_name=self._settings.name,
             node_ip=self._settings.node_ip,
             organization=self._settings.organization,
             project=self._settings.project,
-            secrets=secrets,
-            config_maps=config_maps,
+            secrets={name: stored.data for name, stored in secrets.items()},
+            config_maps={name: stored.data for name, stored in config_maps.items()},
             gpu_classes=await self._gpu_class_list(pod),
             default_country_codes=self._settings.default_country_codes,
             default_gpu_classes=self._settings.default_gpu_classes,
@@ -524,7 +554,14 @@ class Reconciler:
         return self._gpu_classes[1]
 
     async def _create(self, pod: JSON, tracked: _Pod) -> None:
-        context = await self._context(pod)
+        refusal = await self._admit(pod)
+        if refusal is None:
+            secrets, config_maps = await self._sources(pod)
+            refusal = forbidden_source(pod, {name: s.type for name, s in secrets.items()})
+        if refusal is not None:
+            await self._refused(pod, tracked, refusal)
+            return
+        context = await self._context(pod, secrets, config_maps)
         body = container_group_for_pod(pod, context)
         if isinstance(body, Refusal):
             await self._refused(pod, tracked, body)
@@ -539,7 +576,7 @@ class Reconciler:
             await self._adopt_or_fail(pod, tracked)
             return
         except SaladError as error:
-            await self._create_failed(pod, tracked, error)
+            await self._create_failed(pod, tracked, error, sensitive_values(context.secrets, body))
             return
         if tracked.created_at is None:
             return
@@ -603,15 +640,19 @@ class Reconciler:
         tracked.fetched, tracked.fetched_at = group, tracked.created_at
         log.info("adopted existing container group %s", group.name, extra=self._extra)
 
-    async def _create_failed(self, pod: JSON, tracked: _Pod, error: SaladError) -> None:
+    async def _create_failed(
+        self, pod: JSON, tracked: _Pod, error: SaladError, sensitive: frozenset[str]
+    ) -> None:
         self._saw_error(error)
+        # SaladCloud may quote the body back: Secret values stay out of events and status.
+        said = scrub(str(error), sensitive)
         if error.permanent and not isinstance(error, SaladAuthError):
             await self._fail(
-                pod, "ContainerGroupRejected", f"SaladCloud refused the container group: {error}"
+                pod, "ContainerGroupRejected", f"SaladCloud refused the container group: {said}"
             )
             return
         self._back_off(tracked)
-        message = f"SaladCloud create failed, will retry: {error}"
+        message = f"SaladCloud create failed, will retry: {said}"
         tracked.waiting = ("ContainerCreating", message)
         if tracked.attempts in (1, 4, 8):
             await self._events.on_pod(pod, "Warning", "ContainerGroupCreateFailed", message)
@@ -661,7 +702,15 @@ class Reconciler:
 
     async def _collect(self, group: ContainerGroup, owner: Owner) -> None:
         try:
-            pod = await self._kube.get(f"/api/v1/namespaces/{owner.namespace}/pods/{owner.name}")
+            # The owner marks are read from SaladCloud: escaped, they can only ever name
+            # a pod, whatever a project member wrote into them.
+            pod = await self._kube.get(
+                api_path(
+                    "/api/v1/namespaces/{namespace}/pods/{name}",
+                    namespace=owner.namespace,
+                    name=owner.name,
+                )
+            )
         except KubeNotFound:
             pod = None
         if pod is not None and pod["metadata"]["uid"] == owner.uid:

@@ -67,6 +67,11 @@ class NodeSettings:
     mutation_grace: float = 20.0
     """On cancellation, how long a create or delete already sent may take to finish."""
 
+    allowed_namespaces: frozenset[str] | None = None
+    """Namespaces whose pods the node serves; None: every namespace."""
+    namespace_selector: Mapping[str, Any] | None = None
+    """A LabelSelector (JSON) the pod's namespace must match; None: no such rule."""
+
     default_country_codes: tuple[str, ...] = ()
     default_gpu_classes: tuple[str, ...] = ()
     default_priority: str | None = None

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from config import DecommissionPolicy
-from nodes.kube import KubeClient, KubeError, KubeNotFound
+from nodes.kube import KubeClient, KubeError, KubeNotFound, api_path
 from nodes.settings import CORDONED_BY
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,11 @@ async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
                         continue
                     with contextlib.suppress(KubeNotFound):
                         await kube.delete(
-                            f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}",
+                            api_path(
+                                "/api/v1/namespaces/{namespace}/pods/{name}",
+                                namespace=str(meta.get("namespace")),
+                                name=str(meta.get("name")),
+                            ),
                             {"preconditions": {"uid": uid}},
                         )
                     deleted.add(uid)

@@ -7,5 +7,13 @@ into generated model classes would only cost CPU on the event loop the leases sh
 
 from .client import KubeClient
 from .errors import KubeConflict, KubeError, KubeGone, KubeNotFound
+from .paths import api_path
 
-__all__ = ["KubeClient", "KubeConflict", "KubeError", "KubeGone", "KubeNotFound"]
+__all__ = [
+    "KubeClient",
+    "KubeConflict",
+    "KubeError",
+    "KubeGone",
+    "KubeNotFound",
+    "api_path",
+]

@@ -28,6 +28,7 @@ from nodes.translate.context import TranslationContext
 from nodes.translate.expansion import expand, mapping_for
 from nodes.translate.pod_json import obj, objs, strings, text
 from nodes.translate.quantity import MIB, ceil_div, parse_quantity
+from nodes.translate.references import ENV_SOURCES
 from nodes.translate.refusal import (
     CREATE_CONTAINER_CONFIG_ERROR,
     INVALID_ENVIRONMENT_VARIABLE,
@@ -41,32 +42,6 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 """Kubernetes' classic environment-variable name rule (``IsEnvVarName``)."""
 
 _SUBSCRIPTED = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
-_KINDS = (("configMapKeyRef", "configMapRef", "ConfigMap"), ("secretKeyRef", "secretRef", "Secret"))
-
-
-@dataclass(frozen=True)
-class Reference:
-    kind: str
-    """``Secret`` or ``ConfigMap``."""
-    name: str
-    optional: bool
-
-
-def references(container: Mapping[str, Any]) -> list[Reference]:
-    """Every Secret and ConfigMap the container's environment reads."""
-    found: list[Reference] = []
-    for source in objs(container.get("envFrom")):
-        for _, from_key, kind in _KINDS:
-            if from_key in source:
-                ref = obj(source[from_key])
-                found.append(Reference(kind, text(ref.get("name")), ref.get("optional") is True))
-    for entry in objs(container.get("env")):
-        value_from = obj(entry.get("valueFrom"))
-        for key_ref, _, kind in _KINDS:
-            if key_ref in value_from:
-                ref = obj(value_from[key_ref])
-                found.append(Reference(kind, text(ref.get("name")), ref.get("optional") is True))
-    return [ref for ref in found if ref.name]
 
 
 def static_environment(container: Mapping[str, Any]) -> dict[str, str]:
@@ -114,7 +89,7 @@ def container_environment(
     for index, source in enumerate(objs(container.get("envFrom"))):
         field = f"{path}.envFrom[{index}]"
         prefix = text(source.get("prefix"))
-        kinds = [(from_key, kind) for _, from_key, kind in _KINDS if from_key in source]
+        kinds = [(from_key, kind) for _, from_key, kind in ENV_SOURCES if from_key in source]
         if len(kinds) != 1:
             problems.add(
                 UNSUPPORTED_POD_FEATURE, field, "needs exactly one of configMapRef, secretRef"
@@ -189,7 +164,7 @@ def _value_from(
     problems: Problems,
 ) -> str | None:
     """The value of one ``valueFrom``, or ``None`` when it is skipped or a problem."""
-    for key_ref, _, kind in _KINDS:
+    for key_ref, _, kind in ENV_SOURCES:
         if key_ref in value_from:
             ref = obj(value_from[key_ref])
             data = _stored(ref, kind, f"{field}.{key_ref}", ctx, problems)

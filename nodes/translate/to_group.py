@@ -23,7 +23,6 @@ from nodes.translate import env as environment
 from nodes.translate.annotations import SHM_SIZE, salad_settings
 from nodes.translate.command import container_command
 from nodes.translate.context import ObjectReference, RequiredObjects, TranslationContext
-from nodes.translate.logging_providers import logging_secret_name
 from nodes.translate.names import container_group_name, display_name
 from nodes.translate.pod_features import (
     check_container,
@@ -31,8 +30,9 @@ from nodes.translate.pod_features import (
     check_containers,
     check_pod_level,
 )
-from nodes.translate.pod_json import EMPTY, obj, objs, strings, text
+from nodes.translate.pod_json import obj, objs, strings, text
 from nodes.translate.probes import PROBES, container_probe, probe_user_agent
+from nodes.translate.references import CONTAINER_PATH, pod_references
 from nodes.translate.refusal import (
     INVALID_IMAGE_NAME,
     UNSUPPORTED_POD_FEATURE,
@@ -45,8 +45,6 @@ from nodes.translate.resources import allocate, declared_resources
 from nodes.translate.spec_bounds import IMAGE_MAX, check_text
 from nodes.translate.volumes import check_volumes
 
-CONTAINER_PATH = "spec.containers[0]"
-
 RESTART_POLICIES: dict[str, RestartPolicy] = {
     "Always": "always",
     "OnFailure": "on_failure",
@@ -57,26 +55,12 @@ RESTART_POLICIES: dict[str, RestartPolicy] = {
 def required_objects(pod: Mapping[str, Any]) -> RequiredObjects:
     """The Secrets and ConfigMaps (of the pod's namespace) translation will read.
 
-    A name referenced both optionally and not is required. Pull Secrets are optional,
-    as for the kubelet, which pulls without a missing one.
+    A name referenced both optionally and not is required. Call it only for a pod
+    :func:`invalid_reference` passed: every name here is then an object name.
     """
-    spec = obj(pod.get("spec"))
-    containers = objs(spec.get("containers"))
-    container = containers[0] if containers else EMPTY
     wanted: dict[str, dict[str, bool]] = {"Secret": {}, "ConfigMap": {}}
-
-    def need(kind: str, name: str, optional: bool) -> None:
-        wanted[kind][name] = wanted[kind].get(name, True) and optional
-
-    for reference in environment.references(container):
-        need(reference.kind, reference.name, reference.optional)
-    for pull_secret in objs(spec.get("imagePullSecrets")):
-        name = text(pull_secret.get("name"))
-        if name:
-            need("Secret", name, True)
-    logging_secret = logging_secret_name(strings(obj(pod.get("metadata")).get("annotations")))
-    if logging_secret:
-        need("Secret", logging_secret, False)
+    for ref in pod_references(pod):
+        wanted[ref.kind][ref.name] = wanted[ref.kind].get(ref.name, True) and ref.optional
 
     def listed(kind: str) -> tuple[ObjectReference, ...]:
         return tuple(

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
+from tests.manifests import TOLERATION
+
 from .harness import (
     RunningNode,
     events,
@@ -30,7 +32,7 @@ def _pod(name: str, node: str, **spec: Any) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "annotations": annotations},
-        "spec": {"nodeName": node, "containers": [MAIN], **spec},
+        "spec": {"nodeName": node, "tolerations": [TOLERATION], "containers": [MAIN], **spec},
     }
     return body
 

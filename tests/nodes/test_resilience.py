@@ -12,6 +12,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeError, KubeNotFound
 from nodes.saladcloud.models import ContainerGroup
+from tests.manifests import TOLERATION
 
 from .harness import (
     KEY,
@@ -158,6 +159,7 @@ async def test_a_failing_call_for_one_pod_backs_off_instead_of_spinning(
                 "metadata": {"name": name},
                 "spec": {
                     "nodeName": node.name,
+                    "tolerations": [TOLERATION],
                     "containers": [
                         {
                             "name": "main",

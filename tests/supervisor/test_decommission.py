@@ -14,6 +14,7 @@ from config import DecommissionPolicy
 from nodes.kube import KubeError, KubeNotFound
 from nodes.settings import CORDONED_BY
 from supervisor.decommission import decommission
+from tests.manifests import TOLERATION
 from tests.nodes.harness import eventually, phase
 
 from .harness import ConfigMapDir, key_of, projects_yaml, running_supervisor, simulator
@@ -88,6 +89,7 @@ async def test_a_removal_taken_back_mid_drain_keeps_the_node_and_lifts_the_cordo
                     "metadata": {"name": "resident"},
                     "spec": {
                         "nodeName": name,
+                        "tolerations": [TOLERATION],
                         "containers": [{"name": "main", "image": "nginx", "command": ["nginx"]}],
                     },
                 },

@@ -12,6 +12,7 @@ import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeNotFound
+from tests.manifests import TOLERATION
 from tests.nodes.harness import eventually, phase
 
 from .harness import (
@@ -71,6 +72,7 @@ async def test_nodes_follow_the_file_and_a_bad_edit_changes_nothing(
                     "metadata": {"name": "resident"},
                     "spec": {
                         "nodeName": leaving,
+                        "tolerations": [TOLERATION],
                         "containers": [{"name": "main", "image": "nginx", "command": ["nginx"]}],
                     },
                 },
