@@ -20,6 +20,7 @@ from .events import EventRecorder
 from .kube import KubeClient
 from .lease import LeaseKeeper
 from .metrics import NodeMetrics
+from .node_cache import NodeCache
 from .node_reporter import NodeReporter
 from .pod_watch import PodWatch
 from .reconciler import Reconciler
@@ -40,12 +41,16 @@ class VirtualNode:
         kube_api: ApiClient,
         salad: SaladClient,
         metrics: NodeMetrics | None = None,
+        node_cache: NodeCache | None = None,
     ) -> None:
         self.settings = settings
         self._kube = KubeClient(kube_api, node=settings.name, metrics=metrics)
         self._salad = salad
         self._metrics = metrics
-        self.reporter = NodeReporter(self._kube, settings)
+        # The process shares one cache of its Nodes; a node running alone keeps its own.
+        self._own_cache = node_cache is None
+        self.node_cache = node_cache or NodeCache.of_one(self._kube.unlimited(), settings.name)
+        self.reporter = NodeReporter(self._kube, settings, self.node_cache)
         self.lease = LeaseKeeper(
             self._kube,
             settings.name,
@@ -101,6 +106,8 @@ class VirtualNode:
         try:
             await self.reporter.register_retrying()
             async with anyio.create_task_group() as parts:
+                if self._own_cache:
+                    parts.start_soon(self.node_cache.run)
                 await parts.start(self.lease.run)
                 await parts.start(self.reporter.run)
                 await parts.start(self.pods.run)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .settings import UNAVAILABLE_TAINT_KEY, NodeSettings
 from .translate import timestamp
+from .translate.quantity import parse_quantity
 
 SALAD_CONDITION = "SaladCloudReachable"
 OWN_CONDITIONS = (
@@ -143,8 +144,13 @@ def node_status(
     }
 
 
+def _amounts(resources: Any) -> dict[str, Any]:
+    """Quantities by what they stand for: the server stores ``10000`` as ``10k``."""
+    return {str(k): parse_quantity(v) for k, v in (resources or {}).items()}
+
+
 def status_changed(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Whether a patch would change anything but heartbeat times."""
+    """Whether a patch would change anything but heartbeat times (and quantity spelling)."""
 
     def strip(conditions: Any) -> dict[str, tuple[Any, ...]]:
         return {
@@ -155,9 +161,12 @@ def status_changed(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bo
 
     if strip(desired.get("conditions")) != strip(current.get("conditions")):
         return True
+    if any(
+        _amounts(desired.get(k)) != _amounts(current.get(k)) for k in ("capacity", "allocatable")
+    ):
+        return True
     return any(
-        desired.get(key) != current.get(key)
-        for key in ("capacity", "allocatable", "addresses", "nodeInfo", "daemonEndpoints")
+        desired.get(key) != current.get(key) for key in ("addresses", "nodeInfo", "daemonEndpoints")
     )
 
 

@@ -1,14 +1,20 @@
-"""Registers the Node and keeps its status and outage taint true.
+"""Registers the Node and keeps its status and outage taint true on the server.
 
-Status is patched when something in it changes (a SaladCloud health transition,
-capacity) and otherwise every ``status_report_interval`` (5 min, like the kubelet's
-``nodeStatusReportFrequency``); liveness itself travels by the Lease. Patches are
-strategic merges keyed on condition ``type``, so conditions written by others
-(node-problem-detector, an operator) are kept.
+What the node wants is compared with the Node *as the server has it* (from the
+process's ``NodeCache``), every lease interval and whenever the Node changes: after a
+lease lapse the node lifecycle controller sets Ready to Unknown and taints the node
+unreachable, and only a fresh Ready from us takes that back. Comparing with what we
+last wrote would see nothing to do, for as long as five minutes.
 
-Taints are ``spec`` and a list without a merge key, so they are read, edited and
-written back under the object's resourceVersion: the node lifecycle controller's
-own taints survive, and a concurrent change makes us retry instead of clobbering.
+Otherwise status is patched when something in it changes (a SaladCloud health
+transition, capacity) and at least every ``status_report_interval`` (5 min, like the
+kubelet's ``nodeStatusReportFrequency``); liveness itself travels by the Lease.
+Patches are strategic merges keyed on condition ``type``, so conditions written by
+others (node-problem-detector, an operator) are kept.
+
+Taints are ``spec`` and a list without a merge key, so they are edited and written
+back under the object's resourceVersion: the node lifecycle controller's own taints
+survive, and a concurrent change makes us read again and retry, never give up.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
+from .node_cache import NodeCache
 from .node_object import (
     SaladHealth,
     node_labels,
@@ -35,16 +42,29 @@ from .settings import CORDONED_BY, NodeSettings
 log = logging.getLogger(__name__)
 
 
+JSON = dict[str, Any]
+
+_CONFLICT_BACKOFF = 0.2
+
+
+def _revision(node: JSON) -> int | None:
+    """The etcd revision of a Node as the server stamped it, if it reads as one."""
+    try:
+        return int((node.get("metadata") or {}).get("resourceVersion") or "")
+    except ValueError:
+        return None
+
+
 class NodeReporter:
-    def __init__(self, kube: KubeClient, settings: NodeSettings) -> None:
+    def __init__(self, kube: KubeClient, settings: NodeSettings, nodes: NodeCache) -> None:
         self._kube = kube.unlimited()
         self._settings = settings
+        self._nodes = nodes
         self._path = f"/api/v1/nodes/{settings.name}"
         self.uid = ""
         self._health = SaladHealth.unknown()
-        self._written: dict[str, Any] = {}
-        self._tainted: bool | None = None
-        """Whether our outage taint was last seen on the node; None: not checked yet."""
+        self._written: JSON = {}
+        """The Node as our last read or write of it returned it."""
         self._wake = anyio.Event()
         self._extra = {"node": settings.name, "project": settings.project}
 
@@ -76,8 +96,7 @@ class NodeReporter:
         else:
             node = await self._adopt(node)
         self.uid = str(node["metadata"]["uid"])
-        self._written = node.get("status") or {}
-        self._tainted = None
+        self._written = node
         await self._write_status(force=True)
         return node
 
@@ -106,25 +125,41 @@ class NodeReporter:
         return await self._kube.patch(self._path, patch, kind="merge")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        next_report = time.monotonic() + self._settings.status_report_interval
-        while True:
-            with anyio.move_on_after(max(0.0, next_report - time.monotonic())):
-                await self._wake.wait()
-            self._wake = anyio.Event()
-            due = time.monotonic() >= next_report
-            try:
-                await self._write_taints()
-                await self._write_status(force=due)
-            except KubeNotFound:
-                await self.register_retrying()
-            except KubeError as error:
-                log.warning("node status write failed: %s", error, extra=self._extra)
-                await anyio.sleep(2)
-                self._wake.set()
-                continue
-            if due:
-                next_report = time.monotonic() + self._settings.status_report_interval
+        with self._nodes.subscribe(self._settings.name, self._poke):
+            task_status.started()
+            next_report = time.monotonic() + self._settings.status_report_interval
+            while True:
+                wait = min(next_report - time.monotonic(), self._settings.lease_renew_interval)
+                with anyio.move_on_after(max(0.0, wait)):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                due = time.monotonic() >= next_report
+                try:
+                    await self._write_taints()
+                    await self._write_status(force=due)
+                except KubeNotFound:
+                    await self.register_retrying()
+                except KubeError as error:
+                    log.warning("node status write failed: %s", error, extra=self._extra)
+                    await anyio.sleep(2)
+                    self._wake.set()
+                    continue
+                if due:
+                    next_report = time.monotonic() + self._settings.status_report_interval
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    def server_node(self) -> JSON:
+        """The freshest Node known: the cache's copy, unless our own last write is newer
+        (the watch has not brought it back yet)."""
+        cached = self._nodes.get(self._settings.name)
+        if cached is None:
+            return self._written
+        mine, theirs = _revision(self._written), _revision(cached)
+        if mine is not None and theirs is not None and mine > theirs:
+            return self._written
+        return cached
 
     async def ensure_registered(self) -> str:
         """The Node's UID as it is now, registering the Node again if it was deleted."""
@@ -150,28 +185,25 @@ class NodeReporter:
                 return
 
     async def _write_status(self, *, force: bool) -> None:
-        now = datetime.now(UTC)
+        server = self.server_node().get("status") or {}
         status = node_status(
-            self._settings, self._health, now, self._written.get("conditions") or ()
+            self._settings, self._health, datetime.now(UTC), server.get("conditions") or ()
         )
-        if not force and not status_changed(status, self._written):
+        if not force and not status_changed(status, server):
             return
-        node = await self._kube.patch(f"{self._path}/status", {"status": status})
-        self._written = node.get("status") or status
+        self._written = await self._kube.patch(f"{self._path}/status", {"status": status})
 
     async def _write_taints(self) -> None:
+        """Add or remove our outage taint; a conflicting write is read again and retried."""
         unavailable = not self._health.reachable
-        if self._tainted == unavailable:
-            return
-        for _ in range(5):
-            node = await self._kube.get(self._path)
+        node = self.server_node()
+        while True:
             taints = (node.get("spec") or {}).get("taints") or []
             wanted = taints_with_unavailability(taints, unavailable)
             if wanted is None:
-                self._tainted = unavailable
                 return
             try:
-                await self._kube.patch(
+                self._written = await self._kube.patch(
                     self._path,
                     {
                         "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
@@ -180,6 +212,7 @@ class NodeReporter:
                     kind="merge",
                 )
             except KubeConflict:
+                await anyio.sleep(_CONFLICT_BACKOFF)
+                node = self._written = await self._kube.get(self._path)
                 continue
-            self._tainted = unavailable
             return

@@ -43,6 +43,7 @@ from nodes.cluster import ClusterFacts, read_cluster_facts
 from nodes.kube import KubeClient
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
+from nodes.node_cache import NodeCache
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.ratelimit import KeyBudgets
 from nodes.settings import NodeSettings, default_identity
@@ -107,6 +108,7 @@ class Supervisor:
         self._retiring: dict[str, anyio.CancelScope] = {}
         """Nodes being decommissioned; cancelling the scope takes the removal back."""
         self._kube = KubeClient(shared.kube_api, node="-supervisor-")
+        self.node_cache = NodeCache(self._kube.unlimited())
         self._cluster = ClusterFacts()
         self._group: TaskGroup | None = None
 
@@ -166,6 +168,7 @@ class Supervisor:
             kube_api=shared.kube_api,
             salad=salad,
             metrics=shared.node_metrics,
+            node_cache=self.node_cache,
         )
 
     # --- running -----------------------------------------------------------------------
@@ -178,6 +181,7 @@ class Supervisor:
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.lag.run)
+            group.start_soon(self.node_cache.run)
             await group.start(self.endpoints.serve, self.settings.metrics_address)
             self._apply(config)
             group.start_soon(self._follow_config)

@@ -163,13 +163,20 @@ class KubeClient:
             ).inc()
 
     async def watch(
-        self, path: str, params: dict[str, str], server_timeout: int
+        self,
+        path: str,
+        params: dict[str, str],
+        server_timeout: int,
+        *,
+        silence_timeout: float | None = None,
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """Yield ``(type, object)`` watch events until the server ends the watch.
 
         An ``ERROR`` event is raised as the matching ``KubeError`` (a 410 as
         ``KubeGone``); ``BOOKMARK`` events are yielded so the caller can advance its
-        resourceVersion.
+        resourceVersion. A connection that stays silent for ``silence_timeout``
+        (default: the server timeout plus 30 s) raises a ``KubeError``: with bookmarks
+        asked for, the server is never silent that long on a live connection.
         """
         query = {**params, "watch": "true", "timeoutSeconds": str(server_timeout)}
         code = "error"
@@ -184,7 +191,9 @@ class KubeClient:
                 # No total timeout: the server ends the watch after server_timeout;
                 # the read timeout only catches a connection that went silent.
                 _request_timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._timeout, sock_read=server_timeout + 30
+                    total=None,
+                    sock_connect=self._timeout,
+                    sock_read=silence_timeout or server_timeout + 30,
                 ),
             )
             async with response:

@@ -70,6 +70,18 @@ def test_only_a_real_change_makes_the_status_worth_writing() -> None:
     assert status_changed(node_status(SETTINGS, DOWN, T0), written)
 
 
+def test_the_servers_spelling_of_a_quantity_is_no_change() -> None:
+    written = node_status(SETTINGS, UP, T0)
+    # The API server stores quantities canonically: "10000" comes back as "10k".
+    stored = {
+        **written,
+        "capacity": {**written["capacity"], "cpu": "10k"},
+        "allocatable": {**written["allocatable"], "nvidia.com/gpu": "10k"},
+    }
+    assert not status_changed(written, stored)
+    assert status_changed(written, {**stored, "capacity": {**stored["capacity"], "pods": "99"}})
+
+
 def test_the_outage_taint_is_added_and_removed_without_touching_others() -> None:
     others = [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
     added = taints_with_unavailability(others, unavailable=True)
