@@ -113,8 +113,9 @@ class NodeMetrics:
         )
         self.pod_refusals = Counter(
             "salad_vk_pod_refusals_total",
-            "Pods the node failed itself, by reason: pod specs it cannot run, groups"
-            " SaladCloud refused, groups lost outside Kubernetes.",
+            "Pods the node refused (they wait, Pending) or failed, by reason: pod specs it"
+            " cannot run, groups SaladCloud refused, groups lost outside Kubernetes. Each"
+            " pod counts once per reason, however often it is tried again.",
             ["node", "reason"],
             registry=registry,
         )
@@ -128,6 +129,13 @@ class NodeMetrics:
             "salad_vk_kubernetes_requests_total",
             "Kubernetes API requests by verb, resource and HTTP status code.",
             ["node", "verb", "resource", "code"],
+            registry=registry,
+        )
+        self.owed_deletions = Gauge(
+            "salad_vk_owed_deletions",
+            "Container-group deletions the node owes (their pod is gone) and SaladCloud has"
+            " not confirmed yet; retried with backoff until it does.",
+            ["node"],
             registry=registry,
         )
         self.orphans_deleted = Counter(
@@ -157,6 +165,7 @@ class NodeMetrics:
             self.pod_refusals,
             self.saladcloud_up,
             self.orphans_deleted,
+            self.owed_deletions,
             self.kubernetes_requests,
         ):
             _remove_node_series(family, node)

@@ -147,6 +147,12 @@ class NodeReporter:
                 if due:
                     next_report = time.monotonic() + self._settings.status_report_interval
 
+    async def annotate(self, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) one annotation of the Node."""
+        self._written = await self._kube.patch(
+            self._path, {"metadata": {"annotations": {key: value}}}, kind="merge"
+        )
+
     def _poke(self) -> None:
         self._wake.set()
 

@@ -1,17 +1,21 @@
 """The level-triggered heart of a node: make SaladCloud match the pods, and report back.
 
 Desired state is the pod cache of ``PodWatch``; actual state is **one** list of the
-project's container groups per interval (never a GET per pod per interval). Each
-pass looks at every pod and decides at most one thing to do for it — create its
-group, delete it, write its status, remove the pod — and hands that to a task of
-its own, so one slow SaladCloud call never holds up another pod. A pod with work in
-flight is skipped until its work finishes; then the pass runs again.
+project's container groups per interval (never a GET per pod per interval). The list
+runs in a task of its own, and each pass works on the last complete list: a list
+waiting for its rate-limit turn never holds up a create or a delete ("mutations
+before polls" holds for the node's own work too).
 
-Decisions that keep workloads safe:
+Each pass asks ``pod_decisions.decide`` what to do for every pod: an action value,
+which ``_execute`` carries out in a task of its own, so one slow SaladCloud call
+never holds up another pod. ``_execute`` is the one place that acts. A pod with work
+in flight is skipped until its work finishes; then the pass runs again.
 
-* A group missing from a list is never taken for gone on the list's word: a list
-  can be incomplete (100 items at most) or glitch. A direct GET must answer 404
-  before its pod is failed; before the first list nothing is decided at all.
+Decisions that keep workloads safe (see also ``pod_decisions``):
+
+* A deletion the node owes (a pod that left without waiting for its group) is a debt
+  (``owed_deletions``), retried with backoff until SaladCloud confirms it, and kept on
+  the Node object so that a restart or a takeover pays it too.
 * ``name_conflict`` on create means the name was used: by this pod's own group
   (adopt it: a crash between create and status must not make a second group), or
   by one that was deleted (names are never reusable: the pod fails).
@@ -19,21 +23,22 @@ Decisions that keep workloads safe:
   carries this node's owner marks, only once this run of the node has seen it for a
   minimum time, and only after a direct GET proves the owning pod is gone. Each
   deletion is an event and a log line.
-* Cancellation (shutdown, restart) never starts a delete; a mutation already sent
-  is allowed to finish for a bounded time, so its outcome is known.
+* A mutation already sent is allowed to finish for ``mutation_grace`` once the node
+  is being stopped, so its outcome is known; before that it takes as long as it
+  takes (a rate-limit wait included), and it is never abandoned and sent again.
 * Any failed action backs its pod off (doubling, up to 5 minutes); no error can make
   a pod's work spin, and none escapes to stop the node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -44,7 +49,29 @@ from .kube import KubeClient, KubeError, KubeNotFound, api_path
 from .metrics import NodeMetrics
 from .node_object import SaladHealth
 from .node_reporter import NodeReporter
+from .owed_deletions import ANNOTATION as OWED_ANNOTATION
+from .owed_deletions import RESEND_AFTER, Debt, OwedDeletions
 from .ownership import Owner, owner_of, with_owner
+from .pod_decisions import (
+    Action,
+    Circumstances,
+    Confirm,
+    Create,
+    DeleteGroup,
+    Finish,
+    Listing,
+    PodTrack,
+    ReadInstances,
+    WriteStatus,
+    adopted_listed,
+    decide,
+    deleting,
+    group_state,
+    phase,
+    pod_digest,
+    resource_version,
+    status_action,
+)
 from .pod_watch import PodWatch
 from .references import ReferenceReader, StoredObject
 from .saladcloud.client import SaladClient
@@ -57,9 +84,8 @@ from .saladcloud.errors import (
     SaladRateLimited,
     SaladUnavailable,
 )
-from .saladcloud.models import ContainerGroup, ContainerGroupInstance, GpuClass
+from .saladcloud.models import ContainerGroup, ContainerGroupPrototype, GpuClass
 from .settings import NodeSettings
-from .status_patch import status_patch
 from .tenancy import tenancy_refusal
 from .translate import (
     Refusal,
@@ -68,7 +94,6 @@ from .translate import (
     container_group_name,
     failed_status,
     pending_status,
-    pod_status,
     required_objects,
     terminated_status,
     uid_suffix,
@@ -79,62 +104,19 @@ from .translate.sensitive import scrub, sensitive_values
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 LIST_CAP = 100
 """SaladCloud lists return at most this many groups; a full page may hide some."""
+INSTANCE_READS_PER_PASS = 5
+"""Instance reads one pass may start: a node with a hundred unready pods reads a few
+at a time (at the key's lowest priority) instead of queueing a hundred."""
 _GPU_CLASSES_TTL = 600.0
 _MAX_BACKOFF = 300.0
-
-
-@dataclass
-class _Pod:
-    """What this run of the node knows about one pod beyond the pod object itself."""
-
-    uid: str
-    group: str
-    created_at: float | None = None
-    """Monotonic time our create (or adoption) of the group completed."""
-    delete_sent_at: float | None = None
-    next_attempt: float = 0.0
-    attempts: int = 0
-    waiting: tuple[str, str] | None = None
-    """A waiting reason/message to show while the group cannot be created yet."""
-    instances: list[ContainerGroupInstance] = field(default_factory=list)
-    instances_at: float = 0.0
-    fetched: ContainerGroup | None = None
-    """The group as a direct GET (or our create) last returned it."""
-    fetched_at: float = 0.0
-    deletion_seen: bool = False
-
-
-def _phase(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def _deleting(pod: Mapping[str, Any]) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _has_readiness_probe(pod: Mapping[str, Any]) -> bool:
-    containers = (pod.get("spec") or {}).get("containers") or [{}]
-    return bool(containers[0].get("readinessProbe"))
-
-
-def _version(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("resourceVersion"))
-
-
-def _has_run(pod: Mapping[str, Any]) -> bool:
-    """Whether the pod's status shows a container group instance (ours, earlier)."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return any(str(s.get("containerID") or "").startswith("salad://") for s in statuses)
-
-
-def _is_ready(pod: Mapping[str, Any]) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
+_MAX_WAITING_BACKOFF = 30.0
+"""A pod waiting for a Secret or ConfigMap is tried again at least this often, as the
+kubelet retries ``CreateContainerConfigError``: nothing tells the node it appeared."""
+_DEBT_WRITE_PAUSE = 1.0
 
 
 def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealth | None:
@@ -156,6 +138,17 @@ def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealt
     if isinstance(error, SaladRateLimited):
         return SaladHealth(True, "RateLimited", "SaladCloud is rate limiting this API key")
     return None
+
+
+class MutationAbandoned(Exception):
+    """A mutation outlived the grace of a stopping node (and so its outcome is unknown)."""
+
+
+def _back_off(track: PodTrack | Debt, limit: float = _MAX_BACKOFF) -> None:
+    """Wait before the next action: 2 s, doubling, at most ``limit``."""
+    track.attempts += 1
+    delay = min(limit, 2.0 ** min(track.attempts, 9))
+    track.next_attempt = time.monotonic() + delay
 
 
 class Reconciler:
@@ -180,21 +173,22 @@ class Reconciler:
         self._metrics = metrics
         self._poll_interval = poll_interval or (lambda: settings.poll_interval)
         self._references = ReferenceReader(kube)
-        self._tracked: dict[str, _Pod] = {}
-        self._groups: dict[str, ContainerGroup] = {}
-        self._listed_at: float | None = None
-        """Monotonic time the last successful list was *sent*."""
-        self._list_complete = True
+        self._tracked: dict[str, PodTrack] = {}
+        self._listing: Listing | None = None
         self._next_list = 0.0
+        self._list_wake = anyio.Event()
+        self._next_pass = 0.0
         self._busy: set[str] = set()
         self._wake = anyio.Event()
+        self._in_flight: set[anyio.CancelScope] = set()
+        """Mutations being sent: given ``mutation_grace`` to finish once the node stops."""
+        self._stopping = False
+        self.owed = OwedDeletions()
+        self._debts_changed = anyio.Event()
         self._gpu_classes: tuple[float, list[GpuClass]] | None = None
         self._collector_checked: dict[str, float] = {}
         self._first_seen: dict[str, float] = {}
         """Monotonic time each listed group was first seen by this run of the node."""
-        self._written: dict[str, tuple[str, JSON]] = {}
-        """uid -> (resourceVersion the pod had, status we wrote): until the watch brings
-        the pod past that version, the same status is not written again."""
         self._extra = {"node": settings.name, "project": settings.project}
 
     # --- signals -------------------------------------------------------------------
@@ -206,29 +200,59 @@ class Reconciler:
     def _list_soon(self) -> None:
         """List again in a second (a deletion was sent: see it confirmed soon)."""
         self._next_list = min(self._next_list, time.monotonic() + 1.0)
-        self._wake.set()
+        self._list_wake.set()
 
-    # --- the loop --------------------------------------------------------------------
+    def _debts_moved(self) -> None:
+        self._debts_changed.set()
+
+    # --- the loops -------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as actions:
-            while True:
-                timeout = max(0.0, self._next_list - time.monotonic())
-                with anyio.move_on_after(timeout):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
-                # Let a burst of watch events land before looking at all of them.
-                await anyio.sleep(0.05)
-                if time.monotonic() >= self._next_list:
-                    await self._list()
-                if self._listed_at is None:
-                    continue
-                started = time.monotonic()
-                self._pass(actions)
-                if self._metrics is not None:
-                    self._metrics.reconcile_duration.labels(node=self._settings.name).observe(
-                        time.monotonic() - started
-                    )
+        # Debts written on the Node by an earlier run (or another replica) are ours now.
+        node_meta = self._reporter.server_node().get("metadata") or {}
+        self.owed.restore(node_meta.get("annotations") or {})
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._list_loop)
+            tasks.start_soon(self._write_debts)
+            try:
+                await self._pass_loop(tasks)
+            finally:
+                self._bound_in_flight()
+
+    def _bound_in_flight(self) -> None:
+        """The node is being stopped: what was sent gets ``mutation_grace`` to finish."""
+        self._stopping = True
+        deadline = anyio.current_time() + self._settings.mutation_grace
+        for scope in self._in_flight:
+            scope.deadline = min(scope.deadline, deadline)
+
+    async def _list_loop(self) -> None:
+        while True:
+            with anyio.move_on_after(max(0.0, self._next_list - time.monotonic())):
+                await self._list_wake.wait()
+            self._list_wake = anyio.Event()
+            if time.monotonic() < self._next_list:
+                continue
+            await self._list()
+            self.poke()
+
+    async def _pass_loop(self, actions: TaskGroup) -> None:
+        while True:
+            with anyio.move_on_after(max(0.0, self._next_pass - time.monotonic())):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            # Let a burst of watch events land before looking at all of them.
+            await anyio.sleep(0.05)
+            listing = self._listing
+            if listing is None:
+                self._next_pass = time.monotonic() + self._poll_interval()
+                continue
+            started = time.monotonic()
+            self._pass(actions, listing)
+            if self._metrics is not None:
+                self._metrics.reconcile_duration.labels(node=self._settings.name).observe(
+                    time.monotonic() - started
+                )
 
     async def _list(self) -> None:
         sent = time.monotonic()
@@ -242,12 +266,11 @@ class Reconciler:
             log.warning("listing container groups failed: %s", error, extra=self._extra)
             return
         self._reporter.set_health(SaladHealth(True, "APIReachable", "SaladCloud answers"))
-        self._groups = {g.name: g for g in groups}
-        self._first_seen = {g.name: self._first_seen.get(g.name, sent) for g in groups}
-        self._list_complete = len(groups) < LIST_CAP
-        self._listed_at = sent
+        by_name = {g.name: g for g in groups}
+        self._listing = Listing(by_name, sent_at=sent, complete=len(groups) < LIST_CAP)
+        self._first_seen = {name: self._first_seen.get(name, sent) for name in by_name}
         self._collector_checked = {
-            name: at for name, at in self._collector_checked.items() if name in self._groups
+            name: at for name, at in self._collector_checked.items() if name in by_name
         }
         if self._metrics is not None:
             counts: dict[str, int] = {}
@@ -257,175 +280,190 @@ class Reconciler:
             for status in {*counts, "pending", "deploying", "running", "stopped", "failed"}:
                 gauge.labels(node=self._settings.name, status=status).set(counts.get(status, 0))
 
+    async def _write_debts(self) -> None:
+        """Keep the Node's annotation in step with the debts, a write at most a second."""
+        while True:
+            await self._debts_changed.wait()
+            self._debts_changed = anyio.Event()
+            if not self.owed.dirty:
+                continue
+            self.owed.dirty = False
+            try:
+                await self._reporter.annotate(OWED_ANNOTATION, self.owed.annotation())
+            except KubeError as error:
+                log.warning("recording owed deletions failed: %s", error, extra=self._extra)
+                self.owed.dirty = True
+                self._debts_changed.set()
+            await anyio.sleep(_DEBT_WRITE_PAUSE)
+
     def _saw_error(self, error: SaladError) -> None:
         health = health_from_error(error)
         if health is not None:
             self._reporter.set_health(health)
 
-    def _pass(self, actions: TaskGroup) -> None:
-        now = time.monotonic()
+    # --- one pass ----------------------------------------------------------------------
+
+    def _circumstances(self) -> Circumstances:
+        return Circumstances(
+            now=time.monotonic(),
+            wall=datetime.now(UTC),
+            node_ip=self._settings.node_ip,
+            poll_interval=self._poll_interval(),
+            delete_confirm_timeout=self._settings.delete_confirm_timeout,
+        )
+
+    def _pass(self, actions: TaskGroup, listing: Listing) -> None:
+        when = self._circumstances()
+        now = when.now
+        self._next_pass = now + when.poll_interval
         pods = self._pods.pods
         phases: dict[str, int] = {}
         live: dict[str, str] = {}
+        reads = 0
         for key, pod in pods.items():
             meta = pod.get("metadata") or {}
             uid = str(meta.get("uid"))
-            phases[_phase(pod)] = phases.get(_phase(pod), 0) + 1
-            tracked = self._tracked.get(key)
-            if tracked is None or tracked.uid != uid:
-                if tracked is not None:
-                    self._forget(actions, key, tracked)
-                tracked = self._tracked[key] = _Pod(
+            phases[phase(pod)] = phases.get(phase(pod), 0) + 1
+            track = self._tracked.get(key)
+            if track is None or track.uid != uid:
+                if track is not None:
+                    self._forget(key, track, listing)
+                track = self._tracked[key] = PodTrack(
                     uid=uid,
                     group=container_group_name(
                         str(meta.get("namespace")), str(meta.get("name")), uid
                     ),
                 )
-            live[tracked.group] = key
-            if _deleting(pod) and not tracked.deletion_seen:
+            live[track.group] = key
+            adopted_listed(track, listing, now)
+            if deleting(pod) and not track.deletion_seen:
                 # A deletion must not wait out the backoff of an earlier create.
-                tracked.deletion_seen = True
-                tracked.next_attempt, tracked.attempts = 0.0, 0
-            if uid in self._busy or now < tracked.next_attempt:
+                track.deletion_seen = True
+                track.next_attempt, track.attempts = 0.0, 0
+            if uid in self._busy:
                 continue
-            work = self._decide(pod, tracked, now)
-            if work is not None:
-                self._spawn(actions, uid, work, tracked)
-        for key in [k for k in self._tracked if k not in pods]:
-            self._forget(actions, key, self._tracked.pop(key))
-        if self._metrics is not None:
-            for phase in {*phases, "Pending", "Running", "Succeeded", "Failed"}:
-                self._metrics.pods.labels(node=self._settings.name, phase=phase).set(
-                    phases.get(phase, 0)
+            if now < track.next_attempt:
+                self._next_pass = min(self._next_pass, track.next_attempt)
+                continue
+            action = decide(pod, track, listing, when)
+            if isinstance(action, ReadInstances):
+                if reads >= INSTANCE_READS_PER_PASS:
+                    self._next_pass = min(self._next_pass, now + 1.0)
+                    continue
+                reads += 1
+            if action is not None:
+                self._spawn(
+                    actions,
+                    uid,
+                    functools.partial(self._execute, pod, track, action),
+                    functools.partial(_back_off, track),
                 )
-        self._collect_orphans(actions, live, now)
+        for key in [k for k in self._tracked if k not in pods]:
+            self._forget(key, self._tracked.pop(key), listing)
+        if self._metrics is not None:
+            for name in {*phases, "Pending", "Running", "Succeeded", "Failed"}:
+                self._metrics.pods.labels(node=self._settings.name, phase=name).set(
+                    phases.get(name, 0)
+                )
+        self._pay_debts(actions, listing, now)
+        self._collect_orphans(actions, listing, live, now)
 
     def _spawn(
         self,
         actions: TaskGroup,
-        uid: str,
+        key: str,
         work: Callable[[], Awaitable[None]],
-        tracked: _Pod | None = None,
+        back_off: Callable[[], None] | None = None,
     ) -> None:
         """Run ``work`` in a task of its own; whatever it raises stays here."""
-        self._busy.add(uid)
+        self._busy.add(key)
 
         async def run() -> None:
             try:
                 await work()
             except KubeError as error:
-                self._back_off(tracked)
+                if back_off is not None:
+                    back_off()
                 log.warning("kubernetes call failed: %s", error, extra=self._extra)
             except SaladError as error:
-                self._back_off(tracked)
+                if back_off is not None:
+                    back_off()
                 self._saw_error(error)
                 log.warning("SaladCloud call failed: %s", error, extra=self._extra)
             except Exception:
                 # A pod or an answer nobody foresaw: the pod waits, the node goes on.
-                self._back_off(tracked)
+                if back_off is not None:
+                    back_off()
                 log.exception("unexpected error handling a pod", extra=self._extra)
             finally:
-                self._busy.discard(uid)
+                self._busy.discard(key)
                 self.poke()
 
         actions.start_soon(run)
 
-    # --- per pod -----------------------------------------------------------------------
+    def _forget(self, key: str, track: PodTrack, listing: Listing) -> None:
+        """A pod left the cache (its deletion was observed, or its name has a new pod).
 
-    def _group_state(self, tracked: _Pod) -> ContainerGroup | None:
-        """The group as last seen: in the list, or by a GET (or our create) newer than it."""
-        listed = self._groups.get(tracked.group)
-        if listed is not None:
-            return listed
-        if tracked.fetched is not None and tracked.fetched_at >= (self._listed_at or 0.0):
-            return tracked.fetched
-        return None
-
-    def _unlisted(self, tracked: _Pod) -> bool:
-        """Our group is missing from a list sent after we made it: a direct GET must say
-        whether it is gone or only not listed (a full list, a glitch)."""
-        return (
-            tracked.created_at is not None
-            and self._listed_at is not None
-            and self._listed_at > tracked.created_at
-            and self._group_state(tracked) is None
+        If its group may still exist, deleting it is a debt from now on: nothing else
+        would remind the node of it.
+        """
+        listed = group_state(track, listing) is not None
+        confirmed_gone = (
+            track.delete_sent_at is not None
+            and listing.complete
+            and listing.sent_at > track.delete_sent_at
+            and track.group not in listing.groups
         )
-
-    def _decide(self, pod: JSON, tracked: _Pod, now: float) -> Callable[[], Awaitable[None]] | None:
-        group = self._group_state(tracked)
-        if _deleting(pod):
-            return self._decide_deletion(pod, tracked, group, now)
-        if _phase(pod) in ("Succeeded", "Failed"):
-            if group is not None and tracked.delete_sent_at is None:
-                return lambda: self._delete_group(pod, tracked, "pod finished")
-            return None
-        if group is None:
-            if self._unlisted(tracked):
-                return lambda: self._confirm(pod, tracked)
-            if tracked.created_at is not None:
-                return self._status_work(pod, tracked, None)
-            return lambda: self._create(pod, tracked)
-        if tracked.created_at is None:
-            tracked.created_at = now
-        if self._wants_instances(pod, tracked, group, now):
-            return lambda: self._refresh_instances(pod, tracked, group)
-        return self._status_work(pod, tracked, group)
-
-    def _status_work(
-        self, pod: JSON, tracked: _Pod, group: ContainerGroup | None
-    ) -> Callable[[], Awaitable[None]] | None:
-        now, node_ip = datetime.now(UTC), self._settings.node_ip
-        if group is None and tracked.waiting is not None:
-            reason, message = tracked.waiting
-            status = pending_status(pod, reason, message, now=now, node_ip=node_ip)
-        else:
-            status = pod_status(pod, group, tracked.instances, now=now, node_ip=node_ip)
-        if self._written.get(tracked.uid) == (_version(pod), status):
-            return None  # written already; the watch has not brought it back yet
-        if status_patch(pod.get("status") or {}, status) is None:
-            return None
-        return lambda: self._write_status(pod, status)
-
-    def _wants_instances(self, pod: JSON, tracked: _Pod, group: ContainerGroup, now: float) -> bool:
-        """Instances cost a call per group, so they are read only where the list cannot
-        tell: readiness of a running group whose pod has a readiness probe."""
-        if group.current_state.status != "running" or not _has_readiness_probe(pod):
-            return False
-        age = now - tracked.instances_at
-        interval = self._poll_interval()
-        return age >= (interval if not _is_ready(pod) else 5 * interval)
-
-    def _decide_deletion(
-        self, pod: JSON, tracked: _Pod, group: ContainerGroup | None, now: float
-    ) -> Callable[[], Awaitable[None]] | None:
-        # Delete unless the group provably never existed: a 404 costs one call, a
-        # group left running costs money and shows up as an orphan ten minutes later.
-        may_exist = (
-            group is not None
-            or tracked.created_at is not None
-            or not self._list_complete
-            or _has_run(pod)
-        )
-        if tracked.delete_sent_at is None:
-            if may_exist:
-                return lambda: self._delete_group(pod, tracked, "pod deleted")
-            return lambda: self._finish(pod)
-        listed_after = self._listed_at is not None and self._listed_at > tracked.delete_sent_at
-        gone = self._groups.get(tracked.group) is None and listed_after and self._list_complete
-        overdue = now - tracked.delete_sent_at > self._settings.delete_confirm_timeout
-        if gone or overdue:
-            return lambda: self._finish(pod)
-        return None
+        # A create may be in flight (the pod is busy): owe its group too; a 404 is cheap.
+        may_exist = listed or track.created_at is not None or track.uid in self._busy
+        if may_exist and not confirmed_gone:
+            self.owed.owe(track.group, track.uid, key)
+            self._debts_moved()
 
     # --- actions -----------------------------------------------------------------------
 
-    async def _write_status(self, pod: JSON, status: JSON) -> None:
+    async def _execute(self, pod: JSON, track: PodTrack, action: Action) -> None:
+        """Carry out one decision: the only place a pod's work reaches SaladCloud or the
+        pod object."""
+        match action:
+            case Create():
+                await self._create(pod, track)
+            case Confirm():
+                await self._confirm(pod, track)
+            case ReadInstances(group):
+                await self._read_instances(pod, track, group)
+            case WriteStatus(status):
+                await self._write_status(pod, track, status)
+            case DeleteGroup(why):
+                await self._delete_group(pod, track, why)
+            case Finish():
+                await self._finish(pod)
+
+    async def _mutate(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Send a SaladCloud mutation. Once started it is not cancelled by the node
+        stopping; from then on it gets ``mutation_grace`` to finish, so its outcome is
+        known. A node already stopping starts none."""
+        if self._stopping:
+            await anyio.lowlevel.checkpoint()
+        with anyio.CancelScope(shield=True) as scope:
+            self._in_flight.add(scope)
+            try:
+                return await send()
+            finally:
+                self._in_flight.discard(scope)
+        # Reached only when the grace ran out, which only a stopping node sets: its own
+        # cancellation takes over here. The outcome of the call stays unknown.
+        await anyio.lowlevel.checkpoint()
+        raise MutationAbandoned
+
+    async def _write_status(self, pod: JSON, track: PodTrack | None, status: JSON) -> None:
         """Patch the status if it changed; a phase change is also told as an event."""
         updated = await pod_writes.write_status(self._kube, pod, status)
         if updated is None:
             return
-        self._written[str(pod["metadata"]["uid"])] = (_version(pod), status)
-        before = _phase(pod)
+        if track is not None:
+            track.written = (resource_version(pod), status)
+        before = phase(pod)
         after = str(status.get("phase") or before)
         if before == after:
             return
@@ -441,59 +479,37 @@ class Reconciler:
         elif after == "Succeeded":
             await self._events.on_pod(pod, "Normal", "Completed", "container group finished")
 
-    async def _fail(self, pod: JSON, reason: str, message: str) -> None:
-        """Fail the pod for ``reason``; the phase change brings its Warning event."""
-        if self._metrics is not None:
+    def _count_refusal(self, track: PodTrack, reason: str) -> None:
+        """``pod_refusals`` counts pods, not retries: once per pod and reason."""
+        if self._metrics is not None and (track.waiting or ("",))[0] != reason:
             self._metrics.pod_refusals.labels(node=self._settings.name, reason=reason).inc()
-        status = failed_status(pod, reason, message, datetime.now(UTC))
-        await self._write_status(pod, status)
+
+    async def _fail(self, pod: JSON, track: PodTrack, reason: str, message: str) -> None:
+        """Fail the pod for ``reason`` (its group is lost for good); the phase change
+        brings its Warning event."""
+        self._count_refusal(track, reason)
+        track.waiting = (reason, message)
+        await self._write_status(pod, track, failed_status(pod, reason, message, datetime.now(UTC)))
 
     async def _finish(self, pod: JSON) -> None:
         """The group is gone: make the pod terminal (Jobs count on it), then remove it."""
-        if _phase(pod) not in ("Succeeded", "Failed"):
+        if phase(pod) not in ("Succeeded", "Failed"):
             await pod_writes.write_status(
                 self._kube, pod, terminated_status(pod, datetime.now(UTC))
             )
         await pod_writes.remove(self._kube, pod)
 
-    async def _send_delete(self, name: str) -> bool | None:
-        """Delete a group, letting a call already sent finish for the mutation grace even
-        when the node is being stopped. True: deleted; False: it was not there; None:
-        the outcome is unknown (the grace ran out)."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
-            try:
-                await self._salad.delete_container_group(name)
-            except SaladNotFound:
-                self._groups.pop(name, None)
-                return False
-            self._groups.pop(name, None)
-            return True
-        return None
-
-    async def _delete_group(self, pod: JSON | None, tracked: _Pod, why: str) -> None:
-        if await self._send_delete(tracked.group) is None:
-            return
-        tracked.delete_sent_at = time.monotonic()
-        if pod is not None:
-            await self._events.on_pod(
-                pod,
-                "Normal",
-                "ContainerGroupDeleted",
-                f"deleted container group {tracked.group} ({why})",
-            )
-        log.info("deleted container group %s (%s)", tracked.group, why, extra=self._extra)
+    async def _delete_group(self, pod: JSON, track: PodTrack, why: str) -> None:
+        with contextlib.suppress(SaladNotFound):
+            await self._mutate(lambda: self._salad.delete_container_group(track.group))
+        track.delete_sent_at = time.monotonic()
+        await self._events.on_pod(
+            pod, "Normal", "ContainerGroupDeleted", f"deleted container group {track.group} ({why})"
+        )
+        log.info("deleted container group %s (%s)", track.group, why, extra=self._extra)
         self._list_soon()
 
-    def _forget(self, actions: TaskGroup, key: str, tracked: _Pod) -> None:
-        """A pod left the cache (its deletion was observed, or its name has a new pod)."""
-        self._written.pop(tracked.uid, None)
-        may_exist = tracked.group in self._groups or tracked.created_at is not None
-        if may_exist and tracked.delete_sent_at is None and tracked.uid not in self._busy:
-            self._spawn(
-                actions,
-                tracked.uid,
-                lambda: self._delete_group(None, tracked, f"pod {key} is gone"),
-            )
+    # --- creating ----------------------------------------------------------------------
 
     async def _admit(self, pod: JSON) -> Refusal | None:
         """Whether the pod may use this node, and names only names: judged before
@@ -553,136 +569,250 @@ class Reconciler:
             self._gpu_classes = (now, await self._salad.list_gpu_classes())
         return self._gpu_classes[1]
 
-    async def _create(self, pod: JSON, tracked: _Pod) -> None:
+    async def _translate(
+        self, pod: JSON
+    ) -> tuple[ContainerGroupPrototype | Refusal, frozenset[str]]:
+        """The create body for ``pod`` (or why not), with the values to keep out of
+        what SaladCloud may say back about it."""
         refusal = await self._admit(pod)
-        if refusal is None:
-            secrets, config_maps = await self._sources(pod)
-            refusal = forbidden_source(pod, {name: s.type for name, s in secrets.items()})
         if refusal is not None:
-            await self._refused(pod, tracked, refusal)
-            return
+            return refusal, frozenset()
+        secrets, config_maps = await self._sources(pod)
+        refusal = forbidden_source(pod, {name: s.type for name, s in secrets.items()})
+        if refusal is not None:
+            return refusal, frozenset()
         context = await self._context(pod, secrets, config_maps)
         body = container_group_for_pod(pod, context)
         if isinstance(body, Refusal):
-            await self._refused(pod, tracked, body)
+            return body, frozenset()
+        return body, sensitive_values(context.secrets, body)
+
+    async def _create(self, pod: JSON, track: PodTrack) -> None:
+        body, sensitive = await self._translate(pod)
+        if isinstance(body, Refusal):
+            await self._refused(pod, track, body)
             return
         body = with_owner(body, pod, self._settings.name, self._settings.cluster.id or "unknown")
         try:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.mutation_grace):
-                group = await self._salad.create_container_group(body)
-                tracked.created_at = time.monotonic()
-                tracked.fetched, tracked.fetched_at = group, tracked.created_at
+            group = await self._mutate(lambda: self._salad.create_container_group(body))
         except SaladNameConflict:
-            await self._adopt_or_fail(pod, tracked)
+            await self._adopt_or_fail(pod, track)
             return
         except SaladError as error:
-            await self._create_failed(pod, tracked, error, sensitive_values(context.secrets, body))
+            await self._create_failed(pod, track, error, sensitive)
             return
-        if tracked.created_at is None:
-            return
-        tracked.waiting = None
-        tracked.attempts = 0
+        track.created_at = time.monotonic()
+        track.fetched, track.fetched_at = group, track.created_at
+        track.waiting = track.judged = None
+        track.attempts = 0
         self._reporter.set_health(SaladHealth(True, "APIReachable", "SaladCloud answers"))
         await self._events.on_pod(
             pod,
             "Normal",
             "ContainerGroupCreated",
-            f"created container group {tracked.group} in project "
+            f"created container group {track.group} in project "
             f"{self._settings.organization}/{self._settings.project}",
         )
 
-    async def _refused(self, pod: JSON, tracked: _Pod, refusal: Refusal) -> None:
+    async def _wait_with(
+        self,
+        pod: JSON,
+        track: PodTrack,
+        reason: str,
+        message: str,
+        *,
+        event: str | None = None,
+        refusal: bool = True,
+    ) -> None:
+        """Show the pod waiting for ``reason``: Pending, its container waiting, as the
+        kubelet shows a pod it cannot start yet, and a Warning event (``event``, else
+        ``reason``; the recorder folds repeats into a count). A ``refusal`` is counted
+        once per pod."""
+        if refusal:
+            self._count_refusal(track, reason)
+        track.waiting = (reason, message)
+        await self._events.on_pod(pod, "Warning", event or reason, message)
+        status = pending_status(
+            pod, reason, message, now=datetime.now(UTC), node_ip=self._settings.node_ip
+        )
+        await self._write_status(pod, track, status)
+
+    async def _refused(self, pod: JSON, track: PodTrack, refusal: Refusal) -> None:
+        """The pod cannot become a group. It waits (never Failed: its controller would
+        replace it with one refused the same way); nothing is sent to SaladCloud."""
         if refusal.permanent:
-            await self._fail(pod, refusal.reason, refusal.message)
-            return
-        self._back_off(tracked)
-        if tracked.waiting != (refusal.reason, refusal.message):
-            tracked.waiting = (refusal.reason, refusal.message)
-            await self._events.on_pod(pod, "Warning", refusal.reason, refusal.message)
+            track.judged = pod_digest(pod)
+        else:
+            _back_off(track, _MAX_WAITING_BACKOFF)
+        await self._wait_with(pod, track, refusal.reason, refusal.message)
 
-    def _back_off(self, tracked: _Pod | None) -> None:
-        """Wait before this pod's next action: 2 s, doubling, at most 5 minutes."""
-        if tracked is None:
-            return
-        tracked.attempts += 1
-        delay = min(_MAX_BACKOFF, 2.0 ** min(tracked.attempts, 9))
-        tracked.next_attempt = time.monotonic() + delay
-
-    async def _lookup(self, pod: JSON, tracked: _Pod, *, after: str) -> ContainerGroup | None:
+    async def _lookup(self, pod: JSON, track: PodTrack, *, after: str) -> ContainerGroup | None:
         """Our group, asked for by name; None after failing the pod because it is gone.
 
         ``after`` says what made us ask: the 404 means something different after a
         ``name_conflict`` (the name was ours and cannot be used again) than after a list.
         """
         try:
-            return await self._salad.get_container_group(tracked.group)
+            return await self._salad.get_container_group(track.group)
         except SaladNotFound:
-            message = f"container group {tracked.group} was deleted outside Kubernetes"
+            message = f"container group {track.group} was deleted outside Kubernetes"
             if after == "name_conflict":
                 message += " (SaladCloud never reuses a name, so it cannot be created again)"
-            await self._fail(pod, "ContainerGroupDeleted", message)
+            await self._fail(pod, track, "ContainerGroupDeleted", message)
             return None
 
-    async def _adopt_or_fail(self, pod: JSON, tracked: _Pod) -> None:
-        group = await self._lookup(pod, tracked, after="name_conflict")
+    async def _adopt_or_fail(self, pod: JSON, track: PodTrack) -> None:
+        group = await self._lookup(pod, track, after="name_conflict")
         if group is None:
             return
         owner = owner_of(group)
-        if owner is not None and owner.uid != tracked.uid:
+        if owner is None or owner.uid != track.uid:
+            taken = "another owner" if owner is None else f"pod {owner.namespace}/{owner.name}"
             await self._fail(
                 pod,
+                track,
                 "ContainerGroupNameTaken",
-                f"container group name {tracked.group} belongs to pod "
-                f"{owner.namespace}/{owner.name} ({owner.uid})",
+                f"container group name {track.group} belongs to {taken}"
+                + ("" if owner is None else f" ({owner.uid})"),
             )
             return
-        tracked.created_at = time.monotonic()
-        tracked.fetched, tracked.fetched_at = group, tracked.created_at
+        track.created_at = time.monotonic()
+        track.fetched, track.fetched_at = group, track.created_at
         log.info("adopted existing container group %s", group.name, extra=self._extra)
 
     async def _create_failed(
-        self, pod: JSON, tracked: _Pod, error: SaladError, sensitive: frozenset[str]
+        self, pod: JSON, track: PodTrack, error: SaladError, sensitive: frozenset[str]
     ) -> None:
+        """The pod waits and the create is tried again later; a refusal from SaladCloud
+        (a 4xx that retrying will not change, say a quota) waits longer."""
         self._saw_error(error)
         # SaladCloud may quote the body back: Secret values stay out of events and status.
         said = scrub(str(error), sensitive)
+        _back_off(track)
         if error.permanent and not isinstance(error, SaladAuthError):
-            await self._fail(
-                pod, "ContainerGroupRejected", f"SaladCloud refused the container group: {said}"
-            )
+            message = f"SaladCloud refused the container group, will retry: {said}"
+            await self._wait_with(pod, track, "ContainerGroupRejected", message)
             return
-        self._back_off(tracked)
         message = f"SaladCloud create failed, will retry: {said}"
-        tracked.waiting = ("ContainerCreating", message)
-        if tracked.attempts in (1, 4, 8):
-            await self._events.on_pod(pod, "Warning", "ContainerGroupCreateFailed", message)
+        if track.attempts in (1, 4, 8):
+            await self._wait_with(
+                pod,
+                track,
+                "ContainerCreating",
+                message,
+                event="ContainerGroupCreateFailed",
+                refusal=False,
+            )
+        else:
+            track.waiting = ("ContainerCreating", message)
 
-    async def _confirm(self, pod: JSON, tracked: _Pod) -> None:
+    async def _confirm(self, pod: JSON, track: PodTrack) -> None:
         """The list did not show our group: ask for it by name before believing it gone."""
-        group = await self._lookup(pod, tracked, after="list")
+        group = await self._lookup(pod, track, after="list")
         if group is None:
             return
-        tracked.fetched, tracked.fetched_at = group, time.monotonic()
+        track.fetched, track.fetched_at = group, time.monotonic()
 
-    async def _refresh_instances(self, pod: JSON, tracked: _Pod, group: ContainerGroup) -> None:
-        tracked.instances_at = time.monotonic()
+    async def _read_instances(self, pod: JSON, track: PodTrack, group: ContainerGroup) -> None:
+        track.instances_at = time.monotonic()
         try:
-            tracked.instances = await self._salad.list_instances(group.name)
+            track.instances = await self._salad.list_instances(group.name)
         except SaladNotFound:
-            tracked.instances = []
-        work = self._status_work(pod, tracked, group)
-        if work is not None:
-            await work()
+            track.instances = []
+        write = status_action(pod, track, group, self._circumstances())
+        if write is not None:
+            await self._write_status(pod, track, write.status)
+
+    # --- debts -------------------------------------------------------------------------
+
+    def _pay_debts(self, actions: TaskGroup, listing: Listing, now: float) -> None:
+        for debt in self.owed:
+            listed = listing.groups.get(debt.group)
+            if debt.sent_at is not None:
+                if listed is None and listing.complete and listing.sent_at > debt.sent_at:
+                    log.info("deletion of %s confirmed", debt.group, extra=self._extra)
+                    self.owed.settle(debt.group)
+                    self._debts_moved()
+                    continue
+                if now - debt.sent_at < RESEND_AFTER:
+                    continue
+            owner = owner_of(listed) if listed is not None else None
+            if listed is not None and (owner is None or owner.uid != debt.uid):
+                log.warning(
+                    "owed deletion of %s dropped: the group is not pod %s's",
+                    debt.group,
+                    debt.pod,
+                    extra=self._extra,
+                )
+                self.owed.settle(debt.group)
+                self._debts_moved()
+                continue
+            if debt.uid in self._busy or now < debt.next_attempt:
+                continue
+            self._spawn(
+                actions,
+                debt.uid,
+                functools.partial(self._pay, debt, listed),
+                functools.partial(_back_off, debt, 60.0),
+            )
+        if self._metrics is not None:
+            self._metrics.owed_deletions.labels(node=self._settings.name).set(len(self.owed))
+
+    async def _pay(self, debt: Debt, listed: ContainerGroup | None) -> None:
+        if not debt.seen and not await self._still_owed(debt, listed):
+            self.owed.settle(debt.group)
+            self._debts_moved()
+            return
+        try:
+            await self._mutate(lambda: self._salad.delete_container_group(debt.group))
+        except SaladNotFound:
+            log.info("owed deletion of %s: already gone", debt.group, extra=self._extra)
+            self.owed.settle(debt.group)
+            self._debts_moved()
+            return
+        debt.sent_at = time.monotonic()
+        log.info(
+            "deleted container group %s (pod %s is gone)", debt.group, debt.pod, extra=self._extra
+        )
+        self._list_soon()
+
+    async def _still_owed(self, debt: Debt, listed: ContainerGroup | None) -> bool:
+        """A debt this process did not see arise: the orphan collector's rules, without
+        its wait. The group (if listed) must carry this node's and cluster's marks, and
+        the pod must really be gone."""
+        if listed is not None:
+            owner = owner_of(listed)
+            if owner is None or owner.node != self._settings.name:
+                return False
+            if owner.cluster != self._settings.cluster.id or not owner.cluster:
+                return False
+        namespace, _, name = debt.pod.partition("/")
+        return not await self._pod_alive(namespace, name, debt.uid)
+
+    async def _pod_alive(self, namespace: str, name: str, uid: str) -> bool:
+        try:
+            # The names come from SaladCloud (owner marks) or our own annotation:
+            # escaped, they can only ever name a pod.
+            pod = await self._kube.get(
+                api_path(
+                    "/api/v1/namespaces/{namespace}/pods/{name}", namespace=namespace, name=name
+                )
+            )
+        except KubeNotFound:
+            return False
+        return bool(pod["metadata"]["uid"] == uid)
 
     # --- orphans -----------------------------------------------------------------------
 
-    def _collect_orphans(self, actions: TaskGroup, live: Mapping[str, str], now: float) -> None:
-        if not (self._pods.synced and self._pods.lists > 0 and self._listed_at is not None):
+    def _collect_orphans(
+        self, actions: TaskGroup, listing: Listing, live: Mapping[str, str], now: float
+    ) -> None:
+        if not (self._pods.synced and self._pods.lists > 0):
             return
         if not self._settings.cluster.id:
             return
-        for name, group in list(self._groups.items()):
-            if name in live or uid_suffix(name) is None:
+        for name, group in listing.groups.items():
+            if name in live or name in self.owed or uid_suffix(name) is None:
                 continue
             owner = owner_of(group)
             if owner is None or owner.node != self._settings.name:
@@ -701,25 +831,15 @@ class Reconciler:
             self._spawn(actions, owner.uid, functools.partial(self._collect, group, owner))
 
     async def _collect(self, group: ContainerGroup, owner: Owner) -> None:
-        try:
-            # The owner marks are read from SaladCloud: escaped, they can only ever name
-            # a pod, whatever a project member wrote into them.
-            pod = await self._kube.get(
-                api_path(
-                    "/api/v1/namespaces/{namespace}/pods/{name}",
-                    namespace=owner.namespace,
-                    name=owner.name,
-                )
-            )
-        except KubeNotFound:
-            pod = None
-        if pod is not None and pod["metadata"]["uid"] == owner.uid:
+        if await self._pod_alive(owner.namespace, owner.name, owner.uid):
             return
         reason = (
             f"container group {group.name} is orphaned: pod {owner.namespace}/{owner.name} "
             f"({owner.uid}) no longer exists"
         )
-        if not await self._send_delete(group.name):
+        try:
+            await self._mutate(lambda: self._salad.delete_container_group(group.name))
+        except SaladNotFound:
             return
         log.warning("deleted orphaned %s", reason, extra=self._extra)
         if self._metrics is not None:

@@ -185,7 +185,7 @@ class SaladClient:
 
     async def list_instances(self, name: str) -> list[models.ContainerGroupInstance]:
         path = self._containers(name, "instances")
-        call = _Call("list_container_group_instances", "GET", path, Priority.POLL)
+        call = _Call("list_container_group_instances", "GET", path, Priority.DETAIL)
         return self._parse(call, await self._send(call), _InstanceList).instances
 
     async def get_system_logs(self, name: str) -> list[models.SystemLog]:

@@ -9,11 +9,11 @@ refill during it), so ``b + 60 r`` is set to that target. The headroom absorbs t
 difference between when we grant and when the server counts.
 
 Grants go to the most urgent waiter first: every mutation (create, delete, start,
-stop, patch) before any poll, whichever node asked. Among waiters of one priority,
-nodes get turns in proportion to their weights, by self-clocked fair queueing
-(each request gets a virtual finish tag ``max(now_v, node's last tag) + 1/weight``;
-the smallest tag goes next), so a node that polls in a tight loop cannot starve a
-quiet one.
+stop, patch) before any poll, and polls before detail reads, whichever node asked.
+Among waiters of one priority, nodes get turns in proportion to their weights, by
+self-clocked fair queueing (each request gets a virtual finish tag
+``max(now_v, node's last tag) + 1/weight``; the smallest tag goes next), so a node
+that polls in a tight loop cannot starve a quiet one.
 
 Waiting is an ordinary ``await``: cancelling it (an anyio cancel scope) removes the
 waiter and hands the turn on. A token is taken only in the same synchronous step
@@ -46,6 +46,10 @@ class Priority(enum.IntEnum):
 
     MUTATION = 0
     POLL = 1
+    DETAIL = 2
+    """Reads the list cannot replace (instances, for readiness): they get what the
+    lists and mutations of every node on the key leave, so a node with a hundred
+    unready pods cannot hold up another node's list or creates."""
 
     @property
     def label(self) -> str:

@@ -106,6 +106,7 @@ async def test_nothing_is_collected_before_the_pod_cache_holds_a_complete_list(
             async with anyio.create_task_group() as actions:
                 for _ in range(3):
                     await reconciler._list()
-                    reconciler._pass(actions)
+                    assert reconciler._listing is not None
+                    reconciler._pass(actions, reconciler._listing)
                     await anyio.sleep(settings.poll_interval)
             assert orphan in {g.name for g in node.groups()}

@@ -1,5 +1,7 @@
-"""A pod the node cannot run is failed with a reason, a message naming the field, and an
-event — and nothing about it is sent to SaladCloud."""
+"""A pod the node cannot run waits, as the kubelet's pods do: Pending, its container
+waiting with a reason and a message naming the field, one Warning event — and nothing
+about it is sent to SaladCloud. Never Failed: a ReplicaSet would replace a Failed pod
+at once with one refused the same way, a storm of pods."""
 
 from __future__ import annotations
 
@@ -94,22 +96,26 @@ async def node(kube_api: ApiClient) -> AsyncIterator[RunningNode]:
         yield n
 
 
+def waiting(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return dict((statuses[0].get("state") or {}).get("waiting") or {})
+
+
 @pytest.mark.parametrize(("case", "spec", "reason", "field"), CASES, ids=[c[0] for c in CASES])
-async def test_the_pod_is_failed_with_reason_field_and_event(
+async def test_the_pod_waits_with_reason_field_and_event(
     node: RunningNode, namespace: str, case: str, spec: dict[str, Any], reason: str, field: str
 ) -> None:
     kube = node.kube
     await kube.post(f"/api/v1/namespaces/{namespace}/pods", _pod(case, node.name, **spec))
     path = f"/api/v1/namespaces/{namespace}/pods/{case}"
 
-    async def failed() -> bool:
-        pod = await kube.get(path)
-        return (pod.get("status") or {}).get("phase") == "Failed"
+    async def refused() -> bool:
+        return waiting(await kube.get(path)).get("reason") == reason
 
-    await eventually(failed, 30, f"pod {case} Failed")
-    status = (await kube.get(path))["status"]
-    assert status["reason"] == reason
-    assert field in status["message"]
+    await eventually(refused, 30, f"pod {case} waiting with {reason}")
+    pod = await kube.get(path)
+    assert pod["status"]["phase"] == "Pending"
+    assert field in waiting(pod)["message"]
 
     async def warned() -> bool:
         return any(
@@ -119,3 +125,7 @@ async def test_the_pod_is_failed_with_reason_field_and_event(
 
     await eventually(warned, 10, f"a Warning event {reason} naming {field}")
     assert not [r for r in node.sim.requests() if r.method == "POST"], "nothing was created"
+    refusals = node.registry.get_sample_value(
+        "salad_vk_pod_refusals_total", {"node": node.name, "reason": reason}
+    )
+    assert refusals == 1, "the pod counts once"

@@ -284,6 +284,8 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
     cluster_role = one(objects, "ClusterRole")
     assert grants(cluster_role["rules"]) == {
         ("", "nodes", "get"),
+        ("", "nodes", "list"),
+        ("", "nodes", "watch"),
         ("", "nodes", "create"),
         ("", "nodes", "patch"),
         ("", "nodes", "delete"),
