@@ -59,7 +59,7 @@ class ReferenceFile:
     def missing(self, environ: Mapping[str, str]) -> str:
         """The reason of every test skipped for the lack of this file: short, since
         pytest repeats it for each test; the summary's 'reference files' says the rest."""
-        return f"needs {self.what}, which is missing (see 'reference files' below)"
+        return f"needs {self.what}, not found (see 'reference files' below)"
 
 
 SALADCLOUD_OPENAPI = ReferenceFile(
