@@ -136,6 +136,12 @@ class ProcessSettings(BaseSettings):
         DecommissionPolicy.DRAIN,
         description="What happens to a node removed from the projects file: drain, orphan or keep.",
     )
+    drain_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Under the drain policy, seconds a removed node's pods get to be gone (and"
+        " their container groups deleted) before its Node and Lease are deleted anyway.",
+    )
     config_poll_interval_seconds: float = Field(
         2.0, ge=0.1, description="Seconds between two checks of the projects and key files."
     )

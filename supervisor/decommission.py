@@ -3,8 +3,9 @@
 ``drain`` (the default) keeps the node serving while it empties: it is cordoned so
 nothing new lands on it, each of its pods is deleted gracefully — the node itself
 then deletes the pod's container group and confirms the pod's removal, exactly as
-for any other deletion — and only when no pod is left (or ``drain_timeout``
-passed) is its task stopped and its Node and Lease deleted.
+for any other deletion — and only when no pod is left (or ``drain_timeout``, the
+``--drain-timeout-seconds`` setting, passed) is its task stopped and its Node and Lease
+deleted.
 
 ``orphan`` stops the node and deletes Node and Lease at once: Kubernetes' pod
 garbage collector then removes the pods, but their container groups keep running

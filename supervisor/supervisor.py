@@ -58,7 +58,6 @@ from .slot import NodeSlot, Runnable
 log = logging.getLogger(__name__)
 
 _RETRY_INVALID_AFTER = 30.0
-_DRAIN_TIMEOUT = 300.0
 
 NodeBuilder = Callable[[NodeConfig], Runnable]
 NodeWrapper = Callable[[NodeConfig, NodeBuilder], Runnable]
@@ -90,7 +89,6 @@ class Supervisor:
         node_ip: str = "127.0.0.1",
         identity: str | None = None,
         wrap_node: NodeWrapper | None = None,
-        drain_timeout: float = _DRAIN_TIMEOUT,
     ) -> None:
         self.settings = settings
         self.shared = shared
@@ -98,7 +96,6 @@ class Supervisor:
         self._node_ip = node_ip
         self._identity = identity or default_identity()
         self._wrap_node = wrap_node
-        self._drain_timeout = drain_timeout
         self.metrics = shared.process_metrics
         self.metrics.nodes_running.set_function(lambda: float(sum(self.readiness().values())))
         self.lag = LoopLag(self.metrics)
@@ -273,7 +270,11 @@ class Supervisor:
             self._retiring[name] = scope
             try:
                 await decommission(
-                    self._kube, name, self.settings.decommission_policy, stop, self._drain_timeout
+                    self._kube,
+                    name,
+                    self.settings.decommission_policy,
+                    stop,
+                    self.settings.drain_timeout_seconds,
                 )
             finally:
                 del self._retiring[name]

@@ -1,19 +1,16 @@
 """The SaladCloud OpenAPI spec as JSON Schema validators, for every conformance test.
 
-The spec is ``$SALADCLOUD_OPENAPI`` or ``../shared/saladcloud/salad-cloud.yaml`` beside
-the repository. A missing spec fails the test that needs it, naming where it looked:
-a conformance check that silently skips checks nothing.
+Tests get the spec from the ``saladcloud_spec`` fixture (``tests/reference_files.py``
+finds the file, and skips or fails the test when there is none).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -21,36 +18,18 @@ from jsonschema import Draft202012Validator, FormatChecker
 from config.yaml_source import StrictBoolLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "saladcloud" / "salad-cloud.yaml"
 API_PREFIX = "/api/public"
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-def spec_path() -> Path:
-    configured = os.environ.get("SALADCLOUD_OPENAPI")
-    return Path(configured) if configured else DEFAULT_SPEC
-
-
 @functools.cache
-def _load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> dict[str, Any]:
+    """The spec at ``path``, read with YAML 1.2 booleans."""
     with path.open(encoding="utf-8") as handle:
         document = yaml.load(handle, Loader=StrictBoolLoader)
-    assert isinstance(document, dict)
+    assert isinstance(document, dict), f"{path} is not an OpenAPI document"
     return document
-
-
-def load_spec() -> dict[str, Any]:
-    """The spec, or a test failure that says where it was looked for (never a skip)."""
-    path = spec_path()
-    if not path.is_file():
-        where = (
-            f"$SALADCLOUD_OPENAPI={os.environ['SALADCLOUD_OPENAPI']}"
-            if os.environ.get("SALADCLOUD_OPENAPI")
-            else f"{DEFAULT_SPEC} ($SALADCLOUD_OPENAPI is not set)"
-        )
-        pytest.fail(f"the SaladCloud OpenAPI spec was not found: looked at {where}", pytrace=False)
-    return _load(path)
 
 
 def _format_checker() -> FormatChecker:
@@ -115,7 +94,6 @@ def request_content(spec: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     return {kind: content["schema"] for kind, content in body["content"].items()}
 
 
-def component_errors(schema_name: str, document: Any) -> list[str]:
+def component_errors(spec: dict[str, Any], schema_name: str, document: Any) -> list[str]:
     """Every way ``document`` breaks ``components.schemas.<schema_name>``."""
-    spec = load_spec()
     return schema_errors(spec, {"$ref": f"#/components/schemas/{schema_name}"}, document)

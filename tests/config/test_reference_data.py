@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from config import ProcessSettings
 from config.country_codes import COUNTRY_CODES
 from config.schema import FILE_KEYS
-from tests.openapi import load_spec
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def test_country_codes_are_the_specs_enum() -> None:
-    spec = load_spec()
+def test_country_codes_are_the_specs_enum(saladcloud_spec: dict[str, Any]) -> None:
+    spec = saladcloud_spec
 
     assert frozenset(spec["components"]["schemas"]["CountryCode"]["enum"]) == COUNTRY_CODES
 

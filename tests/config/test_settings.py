@@ -21,6 +21,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 8080)
     assert (settings.log_format, settings.log_level) == ("text", "info")
     assert settings.decommission_policy is DecommissionPolicy.DRAIN
+    assert settings.drain_timeout_seconds == 300
     assert settings.node_status_interval_seconds == 300
     assert settings.lease_duration_seconds == 40
     assert settings.lease_renew_interval_seconds == 10
@@ -39,6 +40,7 @@ def test_every_setting_can_come_from_its_salad_vk_variable() -> None:
         "SALAD_VK_LEASE_DURATION_SECONDS": "60",
         "SALAD_VK_LEASE_RENEW_INTERVAL_SECONDS": "15",
         "salad_vk_shutdown_grace_seconds": "5",  # case does not matter
+        "SALAD_VK_DRAIN_TIMEOUT_SECONDS": "600",
     }
 
     settings = ProcessSettings.from_sources({}, environ)
@@ -50,6 +52,7 @@ def test_every_setting_can_come_from_its_salad_vk_variable() -> None:
     assert settings.http_max_connections == 50
     assert (settings.lease_duration_seconds, settings.lease_renew_interval_seconds) == (60, 15)
     assert settings.shutdown_grace_seconds == 5
+    assert settings.drain_timeout_seconds == 600
 
 
 def test_a_flag_overrides_the_variable_and_an_absent_flag_does_not() -> None:
@@ -128,6 +131,18 @@ def test_a_missing_config_path_names_the_flag_and_the_variable() -> None:
             {},
             "environment: SALAD_VK_DECOMMISSION_POLICY: must be 'drain', 'orphan' or 'keep'",
             id="decommission policy",
+        ),
+        pytest.param(
+            {"SALAD_VK_DRAIN_TIMEOUT_SECONDS": "0"},
+            {},
+            "environment: SALAD_VK_DRAIN_TIMEOUT_SECONDS: must be greater than 0 (got '0')",
+            id="drain timeout",
+        ),
+        pytest.param(
+            {},
+            {"drain_timeout_seconds": "soon"},
+            "command line: --drain-timeout-seconds: must be a valid number",
+            id="drain timeout not a number",
         ),
         pytest.param(
             {"SALAD_VK_HTTP_MAX_CONNECTIONS": "lots"},

@@ -1,7 +1,8 @@
 """Simulator answers and client requests checked against ``salad-cloud.yaml``.
 
-The spec is read from ``$SALADCLOUD_OPENAPI`` or ``../shared/saladcloud/salad-cloud.yaml``
-(beside the repository); if it is in neither place these tests fail, they never skip.
+The spec comes from the ``saladcloud_spec`` fixture (``$SALADCLOUD_OPENAPI``, else
+``../shared/saladcloud/salad-cloud.yaml`` beside the repository): without it the checks
+against the spec are skipped, or fail where ``SALAD_VK_REQUIRE_REFERENCE_FILES=1`` (CI).
 Every exchange of a scenario that uses every operation the node needs (and the
 simulator's other instance endpoints, and its error answers) is recorded on the wire
 and validated with JSON Schema draft 2020-12: request bodies against the operation's
@@ -24,8 +25,9 @@ from nodes.saladcloud import models
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.errors import SaladError
 from nodes.saladcloud.ratelimit import KeyBudget
-from nodes.saladcloud.simulator import running_simulator
+from nodes.saladcloud.simulator import running_simulator, validation
 from nodes.saladcloud.simulator.gpus import gpu_class_id
+from nodes.saladcloud.simulator.problems import ApiProblem
 from tests import openapi
 
 from .builders import DEPLOYED, GROUPS_PATH, KEY, QUICK_RETRY, Wall, body, client, options
@@ -141,10 +143,6 @@ class Scenario:
     """Requests made by hand, to reach the simulator's other endpoints and error answers."""
 
     @property
-    def spec(self) -> dict[str, Any]:
-        return openapi.load_spec()  # fails the test (not the fixture) when the spec is missing
-
-    @property
     def exchanges(self) -> list[Exchange]:
         return self.client_exchanges + self.raw_exchanges
 
@@ -240,23 +238,23 @@ def _api(exchanges: list[Exchange]) -> list[Exchange]:
     return [e for e in exchanges if openapi.API_PREFIX in e.path]
 
 
-def test_the_spec_is_read_with_yaml_1_2_booleans() -> None:
-    spec = openapi.load_spec()
-    codes = spec["components"]["schemas"]["CountryCode"]["enum"]
+def test_the_spec_is_read_with_yaml_1_2_booleans(saladcloud_spec: dict[str, Any]) -> None:
+    codes = saladcloud_spec["components"]["schemas"]["CountryCode"]["enum"]
     assert "no" in codes, "Norway, not False"
     assert all(isinstance(code, str) for code in codes)
 
 
-def test_the_simulator_knows_exactly_the_specs_country_codes() -> None:
-    spec = openapi.load_spec()
-    assert set(spec["components"]["schemas"]["CountryCode"]["enum"]) == COUNTRY_CODES
+def test_the_simulator_knows_exactly_the_specs_country_codes(
+    saladcloud_spec: dict[str, Any],
+) -> None:
+    assert set(saladcloud_spec["components"]["schemas"]["CountryCode"]["enum"]) == COUNTRY_CODES
 
 
 async def test_the_scenario_covers_every_operation_of_the_client_and_the_errors(
-    scenario: Scenario,
+    saladcloud_spec: dict[str, Any], scenario: Scenario
 ) -> None:
     operations = {
-        openapi.operation(scenario.spec, e.method, e.path)["operationId"]
+        openapi.operation(saladcloud_spec, e.method, e.path)["operationId"]
         for e in _api(scenario.exchanges)
     }
     statuses = {e.status for e in _api(scenario.exchanges)}
@@ -282,11 +280,13 @@ async def test_the_scenario_covers_every_operation_of_the_client_and_the_errors(
     assert statuses >= {200, 201, 202, 400, 401, 403, 404, 429}
 
 
-async def test_every_simulator_answer_matches_the_spec(scenario: Scenario) -> None:
+async def test_every_simulator_answer_matches_the_spec(
+    saladcloud_spec: dict[str, Any], scenario: Scenario
+) -> None:
     problems: list[str] = []
     for exchange in _api(scenario.exchanges):
-        op = openapi.operation(scenario.spec, exchange.method, exchange.path)
-        documented = openapi.response_content(scenario.spec, op, exchange.status)
+        op = openapi.operation(saladcloud_spec, exchange.method, exchange.path)
+        documented = openapi.response_content(saladcloud_spec, op, exchange.status)
         where = f"{exchange.method} {exchange.path} -> {exchange.status}"
         if not documented:
             if exchange.response_body:
@@ -300,42 +300,43 @@ async def test_every_simulator_answer_matches_the_spec(scenario: Scenario) -> No
             continue
         body = json.loads(exchange.response_body)
         problems += [
-            f"{where}: {e}" for e in openapi.schema_errors(scenario.spec, documented[media], body)
+            f"{where}: {e}" for e in openapi.schema_errors(saladcloud_spec, documented[media], body)
         ]
     assert problems == []
 
 
-async def test_every_client_request_body_matches_the_spec(scenario: Scenario) -> None:
+async def test_every_client_request_body_matches_the_spec(
+    saladcloud_spec: dict[str, Any], scenario: Scenario
+) -> None:
     problems: list[str] = []
     checked = 0
     for exchange in _api(scenario.client_exchanges):
-        op = openapi.operation(scenario.spec, exchange.method, exchange.path)
+        op = openapi.operation(saladcloud_spec, exchange.method, exchange.path)
         where = f"{exchange.method} {exchange.path}"
         if "requestBody" not in op:
             if exchange.request_body:
                 problems.append(f"{where}: the spec takes no body, got one")
             continue
-        documented = openapi.request_content(scenario.spec, op)
+        documented = openapi.request_content(saladcloud_spec, op)
         media = (exchange.request_type or "").split(";")[0].strip()
         if media not in documented:
             problems.append(f"{where}: content type {media!r}, the spec wants {sorted(documented)}")
             continue
         body = json.loads(exchange.request_body)
         problems += [
-            f"{where}: {e}" for e in openapi.schema_errors(scenario.spec, documented[media], body)
+            f"{where}: {e}" for e in openapi.schema_errors(saladcloud_spec, documented[media], body)
         ]
         checked += 1
     assert problems == []
     assert checked >= 8
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"replicas": 501},
-        {"name": "Not_A_Name"},
-        {"country_codes": ["xx"]},
-        {"container": {"image": "x", "resources": {"cpu": 0, "memory": 1024}}},
+OUT_OF_BOUNDS = [
+    pytest.param({"replicas": 501}, id="replicas"),
+    pytest.param({"name": "Not_A_Name"}, id="name"),
+    pytest.param({"country_codes": ["xx"]}, id="country-code"),
+    pytest.param({"container": {"image": "x", "resources": {"cpu": 0, "memory": 1024}}}, id="cpu"),
+    pytest.param(
         {
             "container": {
                 "image": "x",
@@ -343,16 +344,17 @@ async def test_every_client_request_body_matches_the_spec(scenario: Scenario) ->
                 "environment_variables": {"A": ""},
             }
         },
-        {"display_name": "no_underscores"},
-    ],
-)
-async def test_bodies_the_spec_refuses_the_simulator_refuses_too(changes: dict[str, Any]) -> None:
-    spec = openapi.load_spec()
-    document = body()
-    schema = {"$ref": "#/components/schemas/ContainerGroupPrototype"}
-    assert openapi.schema_errors(spec, schema, document) == [], "the base body is valid"
-    document.update(changes)
-    assert openapi.schema_errors(spec, schema, document) != []
+        id="empty-env-value",
+    ),
+    pytest.param({"display_name": "no_underscores"}, id="display-name"),
+]
+
+
+@pytest.mark.parametrize("changes", OUT_OF_BOUNDS)
+async def test_the_simulator_refuses_bodies_out_of_the_specs_bounds(
+    changes: dict[str, Any],
+) -> None:
+    document = {**body(), **changes}
 
     async with running_simulator(options()) as sim, httpx.AsyncClient() as http:
         answer = await http.post(
@@ -362,9 +364,247 @@ async def test_bodies_the_spec_refuses_the_simulator_refuses_too(changes: dict[s
     assert answer.status_code == 400
 
 
-def test_the_scenarios_rich_create_body_is_valid_by_the_spec() -> None:
+@pytest.mark.parametrize("changes", OUT_OF_BOUNDS)
+def test_the_spec_refuses_the_bodies_the_simulator_refuses(
+    saladcloud_spec: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    """Guards the table above: each body breaks the spec, and only by its change."""
+    schema = {"$ref": "#/components/schemas/ContainerGroupPrototype"}
+    assert openapi.schema_errors(saladcloud_spec, schema, body()) == [], "the base body is valid"
+    assert openapi.schema_errors(saladcloud_spec, schema, {**body(), **changes}) != []
+
+
+def test_the_scenarios_rich_create_body_is_valid_by_the_spec(
+    saladcloud_spec: dict[str, Any],
+) -> None:
     """Guards the scenario's premise: its 400s come from the bodies meant to be refused."""
-    spec = openapi.load_spec()
     body = models.request_json(rich_prototype("x-pod"))
     schema = {"$ref": "#/components/schemas/ContainerGroupPrototype"}
-    assert openapi.schema_errors(spec, schema, body) == []
+    assert openapi.schema_errors(saladcloud_spec, schema, body) == []
+
+
+# --- null, member by member ----------------------------------------------------------------
+
+_PROBE = {
+    "failure_threshold": 3,
+    "initial_delay_seconds": 0,
+    "period_seconds": 10,
+    "success_threshold": 1,
+    "timeout_seconds": 1,
+}
+_CREATE_BASES: list[dict[str, Any]] = [
+    {
+        **body("every-member"),
+        "display_name": "Every Member",
+        "country_codes": ["us"],
+        "networking": {
+            "auth": False,
+            "port": 8080,
+            "protocol": "http",
+            "client_request_timeout": 100,
+            "server_response_timeout": 100,
+            "load_balancer": "round_robin",
+            "single_connection_limit": False,
+        },
+        "queue_connection": {"path": "/jobs", "port": 8080, "queue_name": "jobs"},
+        "queue_autoscaler": {
+            "desired_queue_length": 2,
+            "min_replicas": 0,
+            "max_replicas": 3,
+            "max_downscale_per_minute": 1,
+            "max_upscale_per_minute": 1,
+            "polling_period": 30,
+        },
+        "scaling-actions": [{"replicas": 1, "schedule": "0 8 * * *"}],
+        "scheduled-scaling-enabled": True,
+        "liveness_probe": {**_PROBE, "exec": {"command": ["true"]}},
+        "readiness_probe": {
+            **_PROBE,
+            "http": {
+                "path": "/",
+                "port": 8080,
+                "scheme": "http",
+                "headers": [{"name": "X", "value": "1"}],
+            },
+        },
+        "startup_probe": {**_PROBE, "grpc": {"port": 9000, "service": ""}},
+        "container": {
+            "image": "nginx:1.27",
+            "command": ["nginx"],
+            "environment_variables": {"A": "1"},
+            "image_caching": True,
+            "priority": "high",
+            "resources": {
+                "cpu": 1,
+                "memory": 1024,
+                "gpu_classes": [gpu_class_id("RTX 4090 (24 GB)")],
+                "shm_size": 64,
+                "storage_amount": 1073741824,
+            },
+            "logging": {
+                "http": {
+                    "host": "logs.example.com",
+                    "port": 443,
+                    "format": "json",
+                    "compression": "none",
+                    "headers": [{"name": "X", "value": "1"}],
+                    "password": "p",
+                    "path": "/in",
+                    "user": "u",
+                }
+            },
+            "registry_authentication": {"basic": {"username": "u", "password": "p"}},
+        },
+    },
+]
+_MECHANISMS: list[dict[str, Any]] = [
+    {"exec": {"command": ["true"]}},
+    {"grpc": {"port": 9000, "service": ""}},
+    {
+        "http": {
+            "path": "/",
+            "port": 80,
+            "scheme": "https",
+            "headers": [{"name": "X", "value": "1"}],
+        }
+    },
+    {"tcp": {"port": 80}},
+]
+for _index, (_logging, _registry) in enumerate(
+    [
+        (
+            {"datadog": {"host": "h", "api_key": "k", "tags": [{"name": "a", "value": "b"}]}},
+            {"docker_hub": {"username": "u", "personal_access_token": "t"}},
+        ),
+        (
+            {"axiom": {"host": "h", "api_token": "t", "dataset": "d"}},
+            {"aws_ecr": {"access_key_id": "a", "secret_access_key": "s"}},
+        ),
+        ({"new_relic": {"host": "h", "ingestion_key": "k"}}, {"gcp_gar": {"service_key": "{}"}}),
+        ({"splunk": {"host": "h", "token": "t"}}, {"gcp_gcr": {"service_key": "{}"}}),
+        ({"tcp": {"host": "h", "port": 514}}, {"basic": {"username": "u", "password": "p"}}),
+    ]
+):
+    # Each variant: another logging provider, registry and probe mechanism per probe kind.
+    _base = body("member-variant")
+    _base["container"]["logging"] = _logging
+    _base["container"]["registry_authentication"] = _registry
+    for _offset, _kind in enumerate(("liveness_probe", "readiness_probe", "startup_probe")):
+        _base[_kind] = {**_PROBE, **_MECHANISMS[(_index + _offset) % len(_MECHANISMS)]}
+    _CREATE_BASES.append(_base)
+_PATCH_BASES: list[dict[str, Any]] = [
+    {
+        "display_name": "Renamed",
+        "country_codes": ["us"],
+        "replicas": 1,
+        "networking": {"port": 8080},
+        "queue_autoscaler": _CREATE_BASES[0]["queue_autoscaler"],
+        "scaling-actions": [{"replicas": 1, "schedule": "0 8 * * *"}],
+        "scheduled-scaling-enabled": False,
+        "liveness_probe": _CREATE_BASES[0]["liveness_probe"],
+        "readiness_probe": _CREATE_BASES[0]["readiness_probe"],
+        "startup_probe": _CREATE_BASES[0]["startup_probe"],
+        "container": {
+            **_CREATE_BASES[0]["container"],
+            "logging": {"http": _CREATE_BASES[0]["container"]["logging"]["http"]},
+        },
+    },
+    *(
+        {
+            "container": {
+                "logging": b["container"]["logging"],
+                "registry_authentication": b["container"]["registry_authentication"],
+            },
+            **{kind: b[kind] for kind in ("liveness_probe", "readiness_probe", "startup_probe")},
+        }
+        for b in _CREATE_BASES[1:]
+    ),
+]
+_REQUESTS: dict[str, tuple[type[Any], list[dict[str, Any]]]] = {
+    "ContainerGroupPrototype": (validation.ContainerGroupPrototype, _CREATE_BASES),
+    "ContainerGroupPatch": (validation.ContainerGroupPatch, _PATCH_BASES),
+    "ContainerGroupInstancePatch": (validation.ContainerGroupInstancePatch, [{"deletion_cost": 1}]),
+    "LogEntryQuery": (
+        validation.LogEntryQuery,
+        [
+            {
+                "start_time": "2026-04-03T12:00:00Z",
+                "end_time": "2026-04-03T13:00:00Z",
+                "query": "",
+                "page_size": 10,
+                "sort_order": "asc",
+            }
+        ],
+    ),
+}
+
+
+def _member_paths(spec: dict[str, Any], schema: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Every member path the schema describes (``[]`` stands for an array's items)."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(node: dict[str, Any], path: tuple[str, ...], seen: frozenset[str]) -> None:
+        ref = node.get("$ref")
+        if ref is not None:
+            if ref in seen:
+                return
+            walk(openapi.resolve(spec, node), path, seen | {ref})
+            return
+        for member, sub in (node.get("properties") or {}).items():
+            paths.append((*path, member))
+            walk(sub, (*path, member), seen)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, "[]"), seen)
+
+    walk(schema, (), frozenset())
+    return paths
+
+
+def _with_null(document: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    """``document`` with the member at ``path`` set to null; None if its parent is absent."""
+    copy_ = json.loads(json.dumps(document))
+    target: Any = copy_
+    for part in path[:-1]:
+        target = (
+            target[0]
+            if part == "[]" and isinstance(target, list) and target
+            else (target.get(part) if isinstance(target, dict) else None)
+        )
+        if not isinstance(target, dict | list) or (isinstance(target, list) and not target):
+            return None
+    if isinstance(target, list):
+        target = target[0]
+    if not isinstance(target, dict):
+        return None
+    target[path[-1]] = None
+    return dict(copy_)
+
+
+@pytest.mark.parametrize("schema_name", list(_REQUESTS))
+def test_null_is_refused_exactly_where_the_specs_schema_refuses_it(
+    saladcloud_spec: dict[str, Any], schema_name: str
+) -> None:
+    """Member by member, from the spec: an explicit null is a 400 unless the member's
+    schema allows null (``X | None = None`` alone would take it everywhere)."""
+    model, bases = _REQUESTS[schema_name]
+    schema = {"$ref": f"#/components/schemas/{schema_name}"}
+    for base in bases:
+        assert openapi.schema_errors(saladcloud_spec, schema, base) == [], base
+        validation.check(model, base)
+    disagreements = []
+    for path in _member_paths(saladcloud_spec, schema):
+        mutated = next((m for m in (_with_null(b, path) for b in bases) if m is not None), None)
+        assert mutated is not None, f"no base document has the parent of {'.'.join(path)}"
+        spec_says = not openapi.schema_errors(saladcloud_spec, schema, mutated)
+        try:
+            validation.check(model, mutated)
+            simulator_says = True
+        except ApiProblem as problem:
+            assert problem.status == 400
+            simulator_says = False
+        if spec_says != simulator_says:
+            verdict = "takes" if simulator_says else "refuses"
+            disagreements.append(
+                f"{'.'.join(path)}: null is valid={spec_says}, simulator {verdict} it"
+            )
+    assert disagreements == []

@@ -167,7 +167,8 @@ def test_a_failed_group_recovers_when_its_image_is_fixed() -> None:
         ("on_failure", 1, "running", ["allocating"], False),
         ("on_failure", 0, "succeeded", [], None),
         ("never", 0, "succeeded", [], None),
-        ("never", 137, "failed", [], None),
+        # Not failed: a group fails only while Preparing (deployment-lifecycle docs).
+        ("never", 137, "running", [], None),
     ],
 )
 def test_an_exit_follows_the_restart_policy(
@@ -196,10 +197,68 @@ def test_an_exit_rule_makes_matching_containers_exit_after_running_that_long() -
     exit_at = instance.since + 30.0
 
     group.advance(exit_at - 0.01)
-    assert group.status == "running"
+    assert states(group) == ["running"]
     group.advance(exit_at)
-    assert group.status == "failed"
-    assert group.description is not None and "code 3" in group.description
+    assert states(group) == []
+    assert group.system_events[-1].name == "Instance Exited:3"
+
+
+def test_a_non_zero_exit_under_never_is_not_a_failed_group_and_is_not_restarted() -> None:
+    """SaladCloud: "A container group can only fail if there was a problem in the
+    Preparing process". The exit is told by its system event, not by the status."""
+    group = make_group(restart_policy="never", replicas=2)
+    group.advance(DEPLOYED)
+    first, second = group.instances
+
+    group.exit(first, 1, DEPLOYED)
+    group.exit(second, 0, DEPLOYED + 1)
+    group.patch({**group.spec, "display_name": "Renamed"}, DEPLOYED + 2)
+    group.advance(3 * DEPLOYED)
+
+    assert group.status == "running", "not failed, and not succeeded after an error"
+    assert group.description is None
+    assert states(group) == [], "under never, an exited instance is not replaced"
+    assert [e.name for e in group.system_events if "Exited" in e.name] == [
+        "Instance Exited:1",
+        "Instance Exited:0",
+    ]
+
+
+@pytest.mark.parametrize(("action", "event"), [("restart", "Restarted"), ("recreate", "Recreated")])
+def test_restart_and_recreate_before_a_machine_change_nothing(action: str, event: str) -> None:
+    group = make_group()
+    group.advance(lifecycle.PREPARE * 1.2 + 1)
+    [instance] = group.instances
+    assert instance.state == "allocating" and instance.machine_id == ""
+
+    group.instance_action(instance, action, group.updated)
+    assert instance.state == "allocating", "no container to act on yet"
+    group.advance(3 * DEPLOYED)
+
+    assert instance.state == "running"
+    assert instance.machine_id != ""
+    started = [e for e in group.system_events if e.name == "Instance Started"]
+    assert [e.machine_id for e in started] == [instance.machine_id]
+    assert not [e for e in group.system_events if e.name == f"Instance {event}"]
+
+
+@pytest.mark.parametrize(("action", "event"), [("restart", "Restarted"), ("recreate", "Recreated")])
+def test_restart_and_recreate_start_the_container_again_on_the_same_machine(
+    action: str, event: str
+) -> None:
+    group = make_group()
+    group.advance(DEPLOYED)
+    [instance] = group.instances
+    machine = instance.machine_id
+
+    group.instance_action(instance, action, DEPLOYED)
+    assert instance.state == "creating"
+    group.advance(2 * DEPLOYED)
+
+    assert (instance.state, instance.machine_id) == ("running", machine)
+    names = [e.name for e in group.system_events]
+    assert names[-2:] == [f"Instance {event}", "Instance Started"]
+    assert all(e.machine_id == machine for e in group.system_events[-2:])
 
 
 def test_an_interrupted_group_stays_running_with_no_running_instance() -> None:

@@ -100,6 +100,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "apiRateLimit": 480,
         "logLevel": "debug",
         "decommissionPolicy": "orphan",
+        "drainTimeoutSeconds": 90,
         "metrics": {"port": 9090},
         "service": {"port": 9090},
         "extraEnv": [{"name": "SALAD_VK_HTTP_MAX_CONNECTIONS", "value": "200"}],

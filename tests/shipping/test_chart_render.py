@@ -78,6 +78,7 @@ REFUSED_BY_SCHEMA: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "a misspelt top-level value": ({"node": []}, "'node' not allowed"),
     "an unknown log format": ({"logFormat": "yaml"}, "/logFormat"),
+    "a drain that may not wait at all": ({"drainTimeoutSeconds": 0}, "/drainTimeoutSeconds"),
 }
 
 
@@ -238,6 +239,7 @@ def test_the_pod_runs_salad_vk_run_with_flags_the_process_accepts() -> None:
     assert settings.metrics_address == "0.0.0.0:9090"
     assert (settings.log_format, settings.log_level) == ("json", "debug")
     assert settings.decommission_policy == "orphan"
+    assert settings.drain_timeout_seconds == 90
     assert settings.http_max_connections == 200
     assert pod_spec(objects)["terminationGracePeriodSeconds"] > settings.shutdown_grace_seconds
     env = {e["name"]: e for e in main["env"]}

@@ -24,19 +24,12 @@ from .release import release_values, running_release
 pytestmark = pytest.mark.anyio
 
 EXAMPLE = REPO / "examples" / "keda"
-KEDA_CRDS = REPO.parent / "shared" / "keda"
 AMQP_URL = "amqp://worker:s3cret-keda-test@rabbitmq.messaging.svc:5672/"
 
 
-def keda_crds() -> list[Manifest]:
-    if not KEDA_CRDS.is_dir():
-        pytest.fail(f"KEDA's CRDs are missing: expected them in {KEDA_CRDS}")
-    crds = [
-        doc
-        for path in sorted(KEDA_CRDS.glob("keda.sh_*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-    ]
+def keda_crds(files: list[Path]) -> list[Manifest]:
+    """The CRDs of the ``keda_crd_files`` fixture (``tests/reference_files.py``)."""
+    crds = [doc for path in files for doc in yaml.safe_load_all(path.read_text()) if doc]
     kinds = {crd["spec"]["names"]["kind"] for crd in crds}
     assert {"ScaledObject", "TriggerAuthentication"} <= kinds, kinds
     return crds
@@ -97,10 +90,14 @@ def test_the_example_fits_together() -> None:
 
 
 async def test_scaling_the_example_0_12_0_spreads_over_every_node_and_cleans_up(
-    kube_api: ApiClient, control_plane: ControlPlane, namespace: str, tmp_path: Path
+    keda_crd_files: list[Path],  # first: a missing file skips before the control plane starts
+    kube_api: ApiClient,
+    control_plane: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     admin = KubeClient(kube_api, node="test")
-    await ensure_crds(admin, keda_crds())
+    await ensure_crds(admin, keda_crds(keda_crd_files))
     prefix = f"k{uuid.uuid4().hex[:6]}"
     nodes = {f"{prefix}-{i}": f"{prefix}-p{i}" for i in range(3)}
     projects = list(nodes.values())

@@ -120,7 +120,6 @@ async def running_supervisor(
     config: Path,
     *,
     wrap_node: NodeWrapper | None = None,
-    drain_timeout: float = 60.0,
     **settings: Any,
 ) -> AsyncIterator[RunningSupervisor]:
     values: dict[str, Any] = {
@@ -129,12 +128,11 @@ async def running_supervisor(
         "config_poll_interval_seconds": 0.2,
         "restart_backoff_initial_seconds": 0.2,
         "restart_backoff_max_seconds": 2.0,
+        "drain_timeout_seconds": 60.0,
         **settings,
     }
     process = ProcessSettings.from_sources(values, {})
-    async with running(
-        process, kube_api=kube_api, wrap_node=wrap_node, drain_timeout=drain_timeout
-    ) as supervisor:
+    async with running(process, kube_api=kube_api, wrap_node=wrap_node) as supervisor:
         yield RunningSupervisor(supervisor, KubeClient(kube_api, node="test"), supervisor.shared)
 
 

@@ -75,7 +75,7 @@ async def test_a_removal_taken_back_mid_drain_keeps_the_node_and_lifts_the_cordo
         config = ConfigMapDir(tmp_path / "config")
         keys = tmp_path / "keys"
         config.write(projects_yaml(sim, keys, {name: project}))
-        async with running_supervisor(kube_api, config.path, drain_timeout=120) as running:
+        async with running_supervisor(kube_api, config.path, drain_timeout_seconds=120) as running:
             kube = running.kube
 
             async def node_ready() -> bool:

@@ -20,6 +20,7 @@ def field(name: str) -> str:
     return f"metadata.annotations['{name}']"
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("annotation", "node_default", "expected"),
     [
@@ -43,6 +44,7 @@ def test_country_codes(
     )
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("annotation", "node_default", "expected"),
     [
@@ -62,6 +64,7 @@ def test_priority(annotation: str | None, node_default: str | None, expected: st
     )
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("annotations", "expected"),
     [
@@ -106,6 +109,7 @@ def test_networking(annotations: dict[str, str], expected: dict[str, Any] | None
     assert body_with(annotations).get("networking") == expected
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("value", "expected"),
     [pytest.param("true", True, id="true"), pytest.param("FALSE", False, id="false")],
@@ -114,6 +118,7 @@ def test_image_caching(value: str, expected: bool) -> None:
     assert body_with({"salad.com/image-caching": value})["container"]["image_caching"] is expected
 
 
+@pytest.mark.spec_checked
 def test_annotations_outside_salad_com_are_not_ours() -> None:
     body = body_with({"example.com/anything": "x", "kubectl.kubernetes.io/restartedAt": "now"})
 

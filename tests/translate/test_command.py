@@ -8,6 +8,7 @@ from tests.translate.pods import CONTAINER, create_body, make_pod, refusal_of
 ENV = [{"name": "PORT", "value": "8080"}, {"name": "MODE", "value": "fast"}]
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("container", "expected"),
     [

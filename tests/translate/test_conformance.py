@@ -2,6 +2,9 @@
 
 import base64
 import json
+from typing import Any
+
+import pytest
 
 from tests.openapi import component_errors
 from tests.translate.pods import (
@@ -16,7 +19,8 @@ from tests.translate.pods import (
 REGISTRY_AUTH = base64.b64encode(b"robot:pa55").decode()
 
 
-def test_a_pod_using_every_feature_translates_to_a_valid_create_body() -> None:
+def every_feature_body() -> dict[str, Any]:
+    """The create body of a pod that uses every feature the translation knows."""
     pod = make_pod(
         annotations={
             "salad.com/gpu-classes": RTX_4090.name,
@@ -85,9 +89,13 @@ def test_a_pod_using_every_feature_translates_to_a_valid_create_body() -> None:
         config_maps={"settings": {"LOG_LEVEL": "info"}},
     )
 
-    body = create_body(pod, ctx)
+    return create_body(pod, ctx)
 
-    assert component_errors("ContainerGroupPrototype", body) == []
+
+@pytest.mark.spec_checked
+def test_a_pod_using_every_feature_translates_at_once() -> None:
+    body = every_feature_body()
+
     assert body["container"]["resources"] == {
         "cpu": 4,
         "memory": 12288,
@@ -108,12 +116,18 @@ def test_a_pod_using_every_feature_translates_to_a_valid_create_body() -> None:
     assert body["startup_probe"]["failure_threshold"] == 20
 
 
-def test_the_spec_check_itself_catches_bad_bodies() -> None:
+def test_a_pod_using_every_feature_translates_to_a_valid_create_body(
+    saladcloud_spec: dict[str, Any],
+) -> None:
+    assert component_errors(saladcloud_spec, "ContainerGroupPrototype", every_feature_body()) == []
+
+
+def test_the_spec_check_itself_catches_bad_bodies(saladcloud_spec: dict[str, Any]) -> None:
     body = create_body(make_pod())
     body["container"]["environment_variables"] = {"EMPTY": ""}
     body["country_codes"] = []
 
-    errors = component_errors("ContainerGroupPrototype", body)
+    errors = component_errors(saladcloud_spec, "ContainerGroupPrototype", body)
 
     assert [error.split(":")[0] for error in errors] == [
         "container/environment_variables/EMPTY",

@@ -41,6 +41,7 @@ def value_from(name: str, source: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "valueFrom": source}
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -98,6 +99,7 @@ def test_env_entries_resolve_like_the_kubelet(
     assert env_of({"env": env}) == expected
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("container", "expected"),
     [
@@ -148,6 +150,7 @@ def test_env_from_imports_every_key(container: dict[str, Any], expected: dict[st
     assert env_of(container) == expected
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("field_path", "expected"),
     [
@@ -170,6 +173,7 @@ def test_field_refs_read_the_pod_and_node(field_path: str, expected: str) -> Non
     }
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("resources", "ref", "expected"),
     [

@@ -25,6 +25,7 @@ def logging_of(annotations: dict[str, str]) -> dict[str, Any]:
     return logging
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("annotations", "expected"),
     [
@@ -297,6 +298,7 @@ def test_a_secret_value_saladcloud_rejects_is_refused_without_showing_it() -> No
     assert TOKEN not in refusal.message
 
 
+@pytest.mark.spec_checked
 def test_the_trailing_newline_of_a_secret_file_is_not_part_of_the_value() -> None:
     secrets = {"logs": {"splunk-token": f"{TOKEN}\n"}}
     pod = make_pod(

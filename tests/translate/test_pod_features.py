@@ -174,12 +174,14 @@ def test_unsupported_pods_are_refused_permanently(
     assert refusal.message.startswith(f"{field}: ")
 
 
+@pytest.mark.spec_checked
 def test_the_injected_service_account_token_volume_is_ignored() -> None:
     body = create_body(make_pod())
 
     assert body["container"]["image"] == "ghcr.io/acme/app:1.0"
 
 
+@pytest.mark.spec_checked
 def test_the_openshift_token_volume_with_its_service_ca_is_ignored_too() -> None:
     volume = copy.deepcopy(TOKEN_VOLUME)
     volume["projected"]["sources"].append({"configMap": {"name": "openshift-service-ca.crt"}})
@@ -187,12 +189,14 @@ def test_the_openshift_token_volume_with_its_service_ca_is_ignored_too() -> None
     create_body(make_pod(spec={"volumes": [volume]}))
 
 
+@pytest.mark.spec_checked
 def test_shared_memory_and_the_token_volume_together_are_accepted() -> None:
     body = create_body(with_volume(SHM_VOLUME, SHM_MOUNT))
 
     assert body["container"]["resources"]["shm_size"] == 1024
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
@@ -208,6 +212,7 @@ def test_restart_policy_maps_to_saladcloud(policy: str | None, expected: str) ->
     assert body["restart_policy"] == expected
 
 
+@pytest.mark.spec_checked
 def test_a_minimal_pod_becomes_a_single_replica_autostarting_group() -> None:
     body = create_body(make_pod())
 
@@ -221,6 +226,7 @@ def test_a_minimal_pod_becomes_a_single_replica_autostarting_group() -> None:
     }
 
 
+@pytest.mark.spec_checked
 def test_the_same_pod_always_translates_to_the_same_body() -> None:
     pod = make_pod(
         container={

@@ -36,6 +36,7 @@ def probe_of(kind: str, probe: dict[str, Any]) -> dict[str, Any]:
     return translated
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("probe", "mechanism"),
     [
@@ -129,11 +130,13 @@ def test_probe_mechanisms_map_one_to_one(probe: dict[str, Any], mechanism: dict[
     assert probe_of("readinessProbe", probe) == {**KUBELET_DEFAULTS, **mechanism}
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize("kind", ["livenessProbe", "readinessProbe", "startupProbe"])
 def test_every_probe_kind_is_translated_with_kubelet_defaults(kind: str) -> None:
     assert probe_of(kind, {"tcpSocket": {"port": 80}}) == {**KUBELET_DEFAULTS, "tcp": {"port": 80}}
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("numbers", "expected"),
     [

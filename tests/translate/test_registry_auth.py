@@ -59,6 +59,7 @@ def test_image_location_follows_docker_reference_rules(image: str, expected: Loc
     assert image_location(image) == expected
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("image", "secrets", "expected"),
     [
@@ -200,6 +201,7 @@ def test_pull_secrets_become_typed_registry_authentication(
     assert authentication(image, secrets) == expected
 
 
+@pytest.mark.spec_checked
 def test_a_missing_pull_secret_means_pulling_without_credentials() -> None:
     assert authentication("registry.example.com/app:1", {}, names=["absent"]) is None
 

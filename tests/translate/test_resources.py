@@ -29,6 +29,7 @@ def resources_of(container: dict[str, Any], **context: Any) -> dict[str, Any]:
     return resources
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("resources", "expected"),
     [
@@ -76,10 +77,12 @@ def test_cpu_memory_and_storage_round_up_to_what_saladcloud_allocates(
     assert resources_of({"resources": resources}) == expected
 
 
+@pytest.mark.spec_checked
 def test_node_defaults_apply_to_containers_without_resources() -> None:
     assert resources_of({}, default_cpu=2, default_memory_mb=4096) == {"cpu": 2, "memory": 4096}
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("gpus", "annotation", "node_default", "expected"),
     [
@@ -258,6 +261,7 @@ def shm_pod(
     )
 
 
+@pytest.mark.spec_checked
 @pytest.mark.parametrize(
     ("size_limit", "annotation", "expected"),
     [
@@ -276,12 +280,14 @@ def test_a_memory_empty_dir_at_dev_shm_sets_shared_memory(
     assert body["container"]["resources"]["shm_size"] == expected
 
 
+@pytest.mark.spec_checked
 def test_the_shm_size_annotation_works_without_a_volume() -> None:
     pod = make_pod(annotations={"salad.com/shm-size": "512Mi"})
 
     assert create_body(pod)["container"]["resources"]["shm_size"] == 512
 
 
+@pytest.mark.spec_checked
 def test_without_shared_memory_settings_saladcloud_keeps_its_default() -> None:
     assert "shm_size" not in create_body(make_pod())["container"]["resources"]
 

@@ -8,9 +8,12 @@ requests always replay the same history.
 
 Group ``current_state.status`` (derived, in this order):
 
-* ``failed``    the image could not be prepared (an image matching ``--fail-image``),
-                or an instance exited non-zero under ``restart_policy: never``.
-* ``succeeded`` every instance exited 0 under ``on_failure`` or ``never``.
+* ``failed``    the image could not be prepared (an image matching ``--fail-image``).
+                SaladCloud's deployment-lifecycle page: "A container group can only fail
+                if there was a problem in the Preparing process" (pull, registry
+                authentication, store or compress). A container's exit never fails it.
+* ``succeeded`` every instance exited 0 under ``on_failure`` or ``never`` (a guess: the
+                docs and the spec do not describe ``succeeded``).
 * ``pending``   "Preparing": the image is pulled, compressed and stored; PREPARE = 30 s
                 after create (and again after ``start`` of a failed group or a patch
                 of a failed group's image).
@@ -49,9 +52,21 @@ What changes the course:
   running that long; the control API can make any group's instances exit): the
   event ``Instance Exited:CODE``, then by ``restart_policy``: ``always`` restarts
   on the same node (``creating``) after exit 0 and reallocates (``allocating``, new
-  ``machine_id``) after any other code; ``on_failure`` reallocates after a non-zero
-  code and retires the instance after 0 (the group ``succeeded`` when none is
-  left); ``never`` retires it after 0 and fails the group after non-zero.
+  ``machine_id``) after any other code ("they will be blocked from the current node
+  and reallocated to another node", managing-deployments docs); ``on_failure``
+  reallocates after a non-zero code and retires the instance after 0; ``never``
+  retires it after any code. When no instance is left and every one exited 0, the
+  group is ``succeeded``. After a non-zero exit under ``never`` the group is *not*
+  ``failed`` (see above): it stays ``running`` with no instance, and the exit is known
+  only from its system event. That is a guess: the docs say what ``failed`` is not,
+  but not what such a group shows.
+* ``restart`` / ``recreate`` of an instance (its own endpoints) act on the container
+  on its node: a ``creating`` or ``running`` instance goes back to ``creating`` on the
+  same machine, with the event ``Instance Restarted`` / ``Instance Recreated``. An
+  instance with no container yet (``allocating``, with no machine, or
+  ``downloading``) keeps its course: the request is accepted and changes nothing (a
+  guess: the docs only say running containers "can be reallocated, recreated, or
+  restarted"). ``reallocate`` works in any state but ``stopping``.
 * interruption (``--interrupt-rate`` per running instance per simulated hour, or
   the control API): ``Instance Interrupted (Priority)``, then reallocation.
 
@@ -77,6 +92,9 @@ CREATE = 10.0
 STOP = 10.0
 
 ACTIVE_STATES = ("allocating", "downloading", "creating", "running")
+
+_ACTION_EVENTS = {"restart": "Instance Restarted", "recreate": "Instance Recreated"}
+"""System event names as SaladCloud's system-events page lists them."""
 
 
 @dataclass
@@ -139,6 +157,10 @@ class Group:
     run_started: float = 0.0
     run_finished: float | None = None
     reached_running: bool = False
+    retired: int = 0
+    """Instances of the current run that exited for good; they count toward ``replicas``."""
+    exited_with_error: bool = False
+    """An instance of the current run exited non-zero: the run cannot be ``succeeded``."""
     status: str = "pending"
     instances: list[Instance] = field(default_factory=list)
     deleted_at: float | None = None
@@ -305,6 +327,8 @@ class Group:
 
     def _deploy(self, at: float) -> None:
         self.reached_running = False
+        self.retired = 0
+        self.exited_with_error = False
         for _ in range(self.replicas):
             self._add_instance(at)
 
@@ -366,14 +390,12 @@ class Group:
             self._enter(instance, "creating", at, CREATE)
         elif policy in ("always", "on_failure") and code != 0:
             self._reallocate(instance, at)
-        elif policy == "never" and code != 0:
-            self.outcome = "failed"
-            self.description = f"an instance exited with code {code} under restart policy never"
-            self.run_finished = at
-            self.instances.clear()
         else:
             self.instances.remove(instance)
-            if not any(i.state in ACTIVE_STATES for i in self.instances):
+            self.retired += 1
+            self.exited_with_error = self.exited_with_error or code != 0
+            done = not any(i.state in ACTIVE_STATES for i in self.instances)
+            if done and not self.exited_with_error:
                 self.outcome = "succeeded"
                 self.run_finished = at
         self.updated = at
@@ -393,8 +415,8 @@ class Group:
         """``reallocate``, ``recreate`` or ``restart`` of one instance (its own endpoints)."""
         if action == "reallocate":
             self._reallocate(instance, at)
-        else:
-            self._event(f"Instance {action.capitalize()}ed", at, instance)
+        elif instance.state in ("creating", "running"):
+            self._event(_ACTION_EVENTS[action], at, instance)
             self._enter(instance, "creating", at, CREATE)
         self.updated = at
         self._refresh(at)
@@ -445,7 +467,7 @@ class Group:
         if not (self.started and self.prepared and self.outcome is None):
             return
         active = [i for i in self.instances if i.state != "stopping"]
-        for _ in range(self.replicas - len(active)):
+        for _ in range(self.replicas - len(active) - self.retired):
             self._add_instance(at)
         for instance in reversed(active[self.replicas :]):
             self._enter(instance, "stopping", at, STOP)

@@ -8,6 +8,11 @@ spec does not know is refused. A refusal names the field by its path
 (``container.resources.cpu``, ``container.command[2]``) so the client's error is
 actionable.
 
+An optional member is either absent or a value: ``null`` is taken only where the spec's
+schema allows it (``command``, the probes, ``aws_ecr``, the HTTP logging credentials
+and, in a patch, whatever merge-patch may remove). Elsewhere ``X | None = None`` would
+let an explicit ``null`` through, so those members are ``Omittable[X]``.
+
 Beyond the schema, as the API documents in prose: exactly one logging provider, one
 registry-authentication member and one probe mechanism. One deliberate leniency:
 an HTTP probe may have an empty ``headers`` list (the spec says at least one, but
@@ -24,6 +29,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -42,6 +48,18 @@ from .problems import ApiProblem
 _LINE = r"^[^\n\r\u2028\u2029]*$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _CRON = r"^([0-9A-Za-z*/,-]+)([\t ]+[0-9A-Za-z*/,-]+){4}$"
+
+
+def _present_not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null (leave the field out instead)")
+    return value
+
+
+_T = TypeVar("_T")
+Omittable = Annotated[_T | None, BeforeValidator(_present_not_null)]
+"""A member the request may leave out but not set to ``null`` (the default ``None``
+stands for "absent" and is never validated)."""
 
 
 def _country(code: str) -> str:
@@ -112,10 +130,10 @@ class ProbeExec(_Strict):
 class Probe(_Strict):
     """Liveness, readiness and startup probes share bounds; only their defaults differ."""
 
-    exec: ProbeExec | None = None
-    grpc: ProbeGrpc | None = None
-    http: ProbeHttp | None = None
-    tcp: ProbeTcp | None = None
+    exec: Omittable[ProbeExec] = None
+    grpc: Omittable[ProbeGrpc] = None
+    http: Omittable[ProbeHttp] = None
+    tcp: Omittable[ProbeTcp] = None
     failure_threshold: Annotated[int, Field(ge=1, le=20)]
     initial_delay_seconds: Annotated[int, Field(ge=0, le=1200)]
     period_seconds: Annotated[int, Field(ge=1, le=120)]
@@ -158,7 +176,7 @@ class LoggingHttpHeader(_Strict):
 class CreateLoggingHttp(_Strict):
     compression: Literal["none", "gzip"]
     format: Literal["json", "json_lines"]
-    headers: Annotated[list[LoggingHttpHeader], Field(max_length=1000)] | None = None
+    headers: Omittable[Annotated[list[LoggingHttpHeader], Field(max_length=1000)]] = None
     host: Text1k
     password: Text1k | None = None
     path: Text1k | None = None
@@ -186,12 +204,12 @@ class LoggingTcp(_Strict):
 
 
 class CreateLogging(_Strict):
-    axiom: LoggingAxiom | None = None
-    datadog: LoggingDatadog | None = None
-    http: CreateLoggingHttp | None = None
-    new_relic: LoggingNewRelic | None = None
-    splunk: LoggingSplunk | None = None
-    tcp: LoggingTcp | None = None
+    axiom: Omittable[LoggingAxiom] = None
+    datadog: Omittable[LoggingDatadog] = None
+    http: Omittable[CreateLoggingHttp] = None
+    new_relic: Omittable[LoggingNewRelic] = None
+    splunk: Omittable[LoggingSplunk] = None
+    tcp: Omittable[LoggingTcp] = None
 
     @model_validator(mode="after")
     def _one_provider(self) -> CreateLogging:
@@ -200,7 +218,7 @@ class CreateLogging(_Strict):
 
 
 class UpdateLogging(CreateLogging):
-    http: UpdateLoggingHttp | None = None
+    http: Omittable[UpdateLoggingHttp] = None
 
 
 # --- registry authentication -------------------------------------------------------------
@@ -227,10 +245,10 @@ class RegistryGcp(_Strict):
 
 class RegistryAuthentication(_Strict):
     aws_ecr: RegistryAwsEcr | None = None
-    basic: RegistryBasic | None = None
-    docker_hub: RegistryDockerHub | None = None
-    gcp_gar: RegistryGcp | None = None
-    gcp_gcr: RegistryGcp | None = None
+    basic: Omittable[RegistryBasic] = None
+    docker_hub: Omittable[RegistryDockerHub] = None
+    gcp_gar: Omittable[RegistryGcp] = None
+    gcp_gcr: Omittable[RegistryGcp] = None
 
     @model_validator(mode="after")
     def _one_member(self) -> RegistryAuthentication:
@@ -243,10 +261,10 @@ class RegistryAuthentication(_Strict):
 
 class CreateResources(_Strict):
     cpu: Cpu
-    gpu_classes: Annotated[list[Uuid], Field(max_length=100)] | None = None
+    gpu_classes: Omittable[Annotated[list[Uuid], Field(max_length=100)]] = None
     memory: Memory
-    shm_size: ShmSize | None = None
-    storage_amount: Storage | None = None
+    shm_size: Omittable[ShmSize] = None
+    storage_amount: Omittable[Storage] = None
 
 
 class UpdateResources(_Strict):
@@ -269,12 +287,12 @@ class CreateContainer(_Strict):
         ]
         | None
     ) = None
-    environment_variables: dict[str, EnvValue] | None = None
+    environment_variables: Omittable[dict[str, EnvValue]] = None
     image: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=_LINE)]
-    image_caching: bool | None = None
-    logging: CreateLogging | None = None
-    priority: Priority | None = None
-    registry_authentication: RegistryAuthentication | None = None
+    image_caching: Omittable[bool] = None
+    logging: Omittable[CreateLogging] = None
+    priority: Omittable[Priority] = None
+    registry_authentication: Omittable[RegistryAuthentication] = None
     resources: CreateResources
 
 
@@ -286,12 +304,12 @@ class UpdateContainer(_Strict):
         ]
         | None
     ) = None
-    environment_variables: dict[str, EnvValue] | None = None
+    environment_variables: Omittable[dict[str, EnvValue]] = None
     image: UpdateImage | None = None
-    image_caching: bool | None = None
+    image_caching: Omittable[bool] = None
     logging: UpdateLogging | None = None
-    priority: Priority | None = None
-    registry_authentication: RegistryAuthentication | None = None
+    priority: Omittable[Priority] = None
+    registry_authentication: Omittable[RegistryAuthentication] = None
     resources: UpdateResources | None = None
 
 
@@ -300,12 +318,12 @@ class UpdateContainer(_Strict):
 
 class CreateNetworking(_Strict):
     auth: bool
-    client_request_timeout: Annotated[int, Field(ge=1, le=100000)] | None = None
-    load_balancer: Literal["round_robin", "least_number_of_connections"] | None = None
+    client_request_timeout: Omittable[Annotated[int, Field(ge=1, le=100000)]] = None
+    load_balancer: Omittable[Literal["round_robin", "least_number_of_connections"]] = None
     port: Port
     protocol: Literal["http"]
-    server_response_timeout: Annotated[int, Field(ge=1, le=100000)] | None = None
-    single_connection_limit: bool | None = None
+    server_response_timeout: Omittable[Annotated[int, Field(ge=1, le=100000)]] = None
+    single_connection_limit: Omittable[bool] = None
 
 
 class UpdateNetworking(_Strict):
@@ -320,11 +338,11 @@ class QueueConnection(_Strict):
 
 class QueueAutoscaler(_Strict):
     desired_queue_length: Annotated[int, Field(ge=1, le=100)]
-    max_downscale_per_minute: Annotated[int, Field(ge=1, le=100)] | None = None
+    max_downscale_per_minute: Omittable[Annotated[int, Field(ge=1, le=100)]] = None
     max_replicas: Annotated[int, Field(ge=1, le=500)]
-    max_upscale_per_minute: Annotated[int, Field(ge=1, le=100)] | None = None
+    max_upscale_per_minute: Omittable[Annotated[int, Field(ge=1, le=100)]] = None
     min_replicas: Annotated[int, Field(ge=0, le=100)]
-    polling_period: Annotated[int, Field(ge=15, le=1800)] | None = None
+    polling_period: Omittable[Annotated[int, Field(ge=15, le=1800)]] = None
 
 
 class ScalingAction(_Strict):
@@ -339,18 +357,20 @@ ScalingActions = Annotated[list[ScalingAction], Field(max_length=100)]
 class ContainerGroupPrototype(_Strict):
     autostart_policy: bool
     container: CreateContainer
-    country_codes: Countries | None = None
-    display_name: DisplayName | None = None
+    country_codes: Omittable[Countries] = None
+    display_name: Omittable[DisplayName] = None
     liveness_probe: Probe | None = None
     name: Name
-    networking: CreateNetworking | None = None
-    queue_autoscaler: QueueAutoscaler | None = None
-    queue_connection: QueueConnection | None = None
+    networking: Omittable[CreateNetworking] = None
+    queue_autoscaler: Omittable[QueueAutoscaler] = None
+    queue_connection: Omittable[QueueConnection] = None
     readiness_probe: Probe | None = None
     replicas: Replicas
     restart_policy: RestartPolicy
-    scaling_actions: ScalingActions | None = Field(default=None, alias="scaling-actions")
-    scheduled_scaling_enabled: bool | None = Field(default=None, alias="scheduled-scaling-enabled")
+    scaling_actions: Omittable[ScalingActions] = Field(default=None, alias="scaling-actions")
+    scheduled_scaling_enabled: Omittable[bool] = Field(
+        default=None, alias="scheduled-scaling-enabled"
+    )
     startup_probe: Probe | None = None
 
 
@@ -359,12 +379,14 @@ class ContainerGroupPatch(_Strict):
     country_codes: Countries | None = None
     display_name: DisplayName | None = None
     liveness_probe: Probe | None = None
-    networking: UpdateNetworking | None = None
-    queue_autoscaler: QueueAutoscaler | None = None
+    networking: Omittable[UpdateNetworking] = None
+    queue_autoscaler: Omittable[QueueAutoscaler] = None
     readiness_probe: Probe | None = None
     replicas: Replicas | None = None
-    scaling_actions: ScalingActions | None = Field(default=None, alias="scaling-actions")
-    scheduled_scaling_enabled: bool | None = Field(default=None, alias="scheduled-scaling-enabled")
+    scaling_actions: Omittable[ScalingActions] = Field(default=None, alias="scaling-actions")
+    scheduled_scaling_enabled: Omittable[bool] = Field(
+        default=None, alias="scheduled-scaling-enabled"
+    )
     startup_probe: Probe | None = None
 
 
@@ -374,9 +396,9 @@ class ContainerGroupInstancePatch(_Strict):
 
 class LogEntryQuery(_Strict):
     end_time: AwareDatetime
-    page_size: Annotated[int, Field(ge=1, le=100)] | None = None
+    page_size: Omittable[Annotated[int, Field(ge=1, le=100)]] = None
     query: Annotated[str, StringConstraints(min_length=0, max_length=20000)]
-    sort_order: Literal["desc", "asc"] | None = None
+    sort_order: Omittable[Literal["desc", "asc"]] = None
     start_time: AwareDatetime
 
 
