@@ -14,7 +14,7 @@ from config.kube_names import check_label_value
 from config.settings import ProcessSettings
 from supervisor.cli import build_parser
 
-from .chart import TENANTS, VALUE_SETS, node, of_kind, one, render
+from .chart import TENANTS, VALUE_SETS, node, notes, of_kind, one, render
 from .release import managed_by
 from .test_chart_render import container, grants
 
@@ -272,3 +272,14 @@ def test_values_schema_refuses(values: dict[str, Any], says: str) -> None:
 )
 def test_values_schema_accepts_plain_http_to_loopback(url: str) -> None:
     assert render({**ONE_NODE, "saladApiUrl": url})
+
+
+def test_notes_say_where_secrets_are_read_and_which_policies_are_in_force() -> None:
+    namespaced = notes(VALUE_SETS["five nodes"])
+    assert "read in, these namespaces only:\ndefault, kube-public." in namespaced
+    assert "-writes)" in namespaced and "-pods)" in namespaced
+    assert "admissionPolicy.extraNodeNames" in namespaced
+
+    everywhere = notes(VALUE_SETS["Secret reads cluster-wide, namespaces selected by label"])
+    assert "may read them in EVERY namespace" in everywhere
+    assert "-writes)" not in notes(VALUE_SETS["admission policies off"])
