@@ -20,7 +20,6 @@ from .events import EventRecorder
 from .kube import KubeClient
 from .lease import LeaseKeeper
 from .metrics import NodeMetrics
-from .node_object import managed_by_labels
 from .node_reporter import NodeReporter
 from .pod_watch import PodWatch
 from .reconciler import Reconciler
@@ -55,7 +54,7 @@ class VirtualNode:
             duration_seconds=settings.lease_duration_seconds,
             renew_interval=settings.lease_renew_interval,
             metrics=metrics,
-            labels=managed_by_labels(settings),
+            labels=settings.managed_by_labels,
         )
         self.events = EventRecorder(self._kube, settings.name)
         self.pods = PodWatch(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .settings import MANAGED_BY_LABEL, UNAVAILABLE_TAINT_KEY, NodeSettings
+from .settings import UNAVAILABLE_TAINT_KEY, NodeSettings
 from .translate import timestamp
 
 SALAD_CONDITION = "SaladCloudReachable"
@@ -58,17 +58,10 @@ def node_labels(settings: NodeSettings) -> dict[str, str]:
         "salad.com/project": settings.project,
     }
     labels.update(settings.labels)
-    labels.update(managed_by_labels(settings))
+    # Last, so a configured label cannot take its place: the chart's admission policy
+    # lets the process write only the Nodes that carry it.
+    labels.update(settings.managed_by_labels)
     return labels
-
-
-def managed_by_labels(settings: NodeSettings) -> dict[str, str]:
-    """The label naming the process that serves the node, on its Node and its Lease.
-
-    Written last, so a configured label cannot take its place: the chart's admission
-    policy lets this process write only the Nodes and Leases that carry it.
-    """
-    return {} if settings.managed_by is None else {MANAGED_BY_LABEL: settings.managed_by}
 
 
 def node_manifest(settings: NodeSettings) -> dict[str, Any]:

@@ -70,19 +70,24 @@ class NodeSettings:
     mutation_grace: float = 20.0
     """On cancellation, how long a create or delete already sent may take to finish."""
 
+    allowed_namespaces: frozenset[str] | None = None
+    """Namespaces whose pods the node serves; None: every namespace."""
+    namespace_selector: Mapping[str, Any] | None = None
+    """A LabelSelector (JSON) the pod's namespace must match; None: no such rule."""
+
     default_country_codes: tuple[str, ...] = ()
     default_gpu_classes: tuple[str, ...] = ()
     default_priority: str | None = None
 
-    allowed_namespaces: frozenset[str] | None = None
-    """The only namespaces whose pods this node serves; ``None``: every namespace."""
-    namespace_selector: Mapping[str, Any] | None = None
-    """A Kubernetes LabelSelector as JSON (``matchLabels``, ``matchExpressions``) that a
-    pod's namespace must match as well; ``None``: no selector. An empty selector matches
-    every namespace, as in Kubernetes."""
     managed_by: str | None = None
     """Value of the ``salad.com/managed-by`` label on the Node and its Lease: the
     chart's admission policy lets this process write only objects that carry it."""
+
+    @property
+    def managed_by_labels(self) -> dict[str, str]:
+        """The label naming the process that serves the node, for its Node and its Lease;
+        none when ``managed_by`` is unset."""
+        return {} if self.managed_by is None else {MANAGED_BY_LABEL: self.managed_by}
 
     @property
     def provider_id(self) -> str:
