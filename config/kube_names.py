@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL_ONLY = re.compile(rf"^{_DNS1123_LABEL}$")
 _DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
 _NAME_PART = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _QUALIFIED_NAME_PART = re.compile(rf"^{_NAME_PART}$")
@@ -27,6 +28,18 @@ def check_subdomain(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.',"
             " starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_label(value: str) -> str:
+    """A DNS-1123 label: what a namespace may be called."""
+    if len(value) > MAX_NAME_PART_LENGTH:
+        raise ValueError(f"{value!r} is longer than {MAX_NAME_PART_LENGTH} characters")
+    if not _DNS1123_LABEL_ONLY.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (a namespace name): lowercase letters,"
+            " digits and '-', starting and ending with a letter or digit"
         )
     return value
 

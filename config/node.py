@@ -94,6 +94,11 @@ class NodeConfig(BaseModel):
     default_gpu_classes: tuple[str, ...] = ()
     """Names or ids, for pods that name none; empty means CPU-only."""
     default_priority: Priority | None = None
+    allowed_namespaces: tuple[str, ...] | None = None
+    """The only namespaces whose pods this node serves; ``None``: every namespace."""
+    namespace_selector: dict[str, Any] | None = None
+    """A Kubernetes label selector (``matchLabels``, ``matchExpressions``) a pod's
+    namespace must match, besides ``allowed_namespaces``; ``None``: no selector."""
 
     @property
     def api_key_digest(self) -> str:

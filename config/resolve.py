@@ -1,8 +1,11 @@
 """Merging ``defaults`` into a node entry: pure, so the rule is testable on its own.
 
 The rule: mappings (``labels``, ``capacity``) merge key by key, the node's value
-winning; lists (``taints``, ``defaultCountryCodes``, ``defaultGpuClasses``) and single
-values replace the default as a whole, so a node can clear a default list with ``[]``.
+winning; lists (``taints``, ``defaultCountryCodes``, ``defaultGpuClasses``,
+``allowedNamespaces``) and single values (``namespaceSelector`` included: a selector is
+one condition, not a bag of keys) replace the default as a whole, so a node can clear a
+default list with ``[]`` (not ``allowedNamespaces``: an empty list would refuse every
+pod, so it is an error).
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ def resolve_node(
         if entry.default_gpu_classes is not None
         else defaults.default_gpu_classes or []
     )
+    allowed = (
+        entry.allowed_namespaces
+        if entry.allowed_namespaces is not None
+        else defaults.allowed_namespaces
+    )
+    selector = (
+        entry.namespace_selector
+        if entry.namespace_selector is not None
+        else defaults.namespace_selector
+    )
     return NodeConfig(
         name=entry.name,
         organization=entry.organization,
@@ -71,4 +84,6 @@ def resolve_node(
         default_country_codes=tuple(countries),
         default_gpu_classes=tuple(gpu_classes),
         default_priority=entry.default_priority or defaults.default_priority,
+        allowed_namespaces=None if allowed is None else tuple(allowed),
+        namespace_selector=None if selector is None else selector.as_kubernetes(),
     )

@@ -8,6 +8,7 @@ Reading key files and environment variables is left to ``config.loading``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Hashable
@@ -27,11 +28,12 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .country_codes import COUNTRY_CODES
-from .kube_names import check_label_value, check_qualified_name, check_subdomain
+from .kube_names import check_label, check_label_value, check_qualified_name, check_subdomain
 from .quantities import parse_quantity
 
 Priority = Literal["high", "medium", "low", "batch"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 
 DEFAULT_SALAD_API_URL = "https://api.salad.com/api/public"
 DEFAULT_API_RATE_LIMIT = 240
@@ -147,14 +149,60 @@ def _unique_taints(taints: list[Taint]) -> list[Taint]:
     return taints
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` names this machine: 127.0.0.0/8, ::1 or ``localhost``."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _api_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(f"{value!r} is not an http(s) URL")
     if parts.query or parts.fragment:
         raise ValueError(f"{value!r} must not have a query or fragment")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        # Every request carries the API key in a header: over http anyone on the path
+        # reads it. The simulator is the one http server worth talking to, locally.
+        raise ValueError(
+            f"{value!r} would send the API key in clear text: use https://"
+            " (http:// is accepted only for a loopback host, 127.0.0.0/8, ::1 or localhost,"
+            " such as the simulator)"
+        )
     # Paths are appended to it, so one canonical spelling keeps fingerprints stable.
     return value.rstrip("/")
+
+
+def _some_namespace(values: list[str]) -> list[str]:
+    if not values:
+        raise ValueError(
+            "lists no namespace, which would refuse every pod: list the namespaces whose"
+            " pods this node serves, or leave the key out to serve every namespace"
+        )
+    return values
+
+
+def _selector_values(requirement: LabelSelectorRequirement) -> LabelSelectorRequirement:
+    # The rules Kubernetes applies to a LabelSelectorRequirement (ValidateLabelSelector).
+    if requirement.operator in ("In", "NotIn") and not requirement.values:
+        fail_at(
+            ("values",),
+            f"operator {requirement.operator} needs a non-empty list of values",
+            requirement.values,
+        )
+    if requirement.operator in ("Exists", "DoesNotExist") and requirement.values is not None:
+        fail_at(
+            ("values",),
+            f"operator {requirement.operator} takes no values: leave `values` out",
+            requirement.values,
+        )
+    return requirement
 
 
 def _env_var_name(value: str) -> str:
@@ -178,6 +226,7 @@ SaladName = Annotated[str, AfterValidator(_salad_name)]
 NodeName = Annotated[str, AfterValidator(check_subdomain)]
 QualifiedName = Annotated[str, AfterValidator(check_qualified_name)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
+NamespaceName = Annotated[str, AfterValidator(check_label)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_capacity_quantity)]
 Capacity = Annotated[dict[QualifiedName, Quantity], AfterValidator(_capacity)]
 CountryCodes = Annotated[
@@ -212,6 +261,31 @@ class Taint(_FileModel):
 
 
 Taints = Annotated[list[Taint], AfterValidator(_unique_taints)]
+AllowedNamespaces = Annotated[
+    list[NamespaceName], AfterValidator(_some_namespace), AfterValidator(_unique)
+]
+
+
+class LabelSelectorRequirement(_FileModel):
+    """One ``matchExpressions`` entry of a Kubernetes label selector."""
+
+    key: QualifiedName
+    operator: SelectorOperator
+    values: list[LabelValue] | None = None
+
+
+class LabelSelector(_FileModel):
+    """A Kubernetes label selector; every requirement must hold, and an empty selector
+    matches everything, as in Kubernetes."""
+
+    match_labels: dict[QualifiedName, LabelValue] | None = None
+    match_expressions: (
+        list[Annotated[LabelSelectorRequirement, AfterValidator(_selector_values)]] | None
+    ) = None
+
+    def as_kubernetes(self) -> dict[str, Any]:
+        """The selector as the Kubernetes API writes it (``matchLabels``, ``matchExpressions``)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class NodeDefaults(_FileModel):
@@ -226,6 +300,8 @@ class NodeDefaults(_FileModel):
     default_country_codes: CountryCodes | None = None
     default_gpu_classes: GpuClasses | None = None
     default_priority: Priority | None = None
+    allowed_namespaces: AllowedNamespaces | None = None
+    namespace_selector: LabelSelector | None = None
 
 
 class NodeEntry(NodeDefaults):
@@ -266,7 +342,14 @@ class ProjectsFile(_FileModel):
 
 FILE_KEYS: frozenset[str] = frozenset(
     field.alias or name
-    for model in (Taint, NodeDefaults, NodeEntry, ProjectsFile)
+    for model in (
+        Taint,
+        LabelSelector,
+        LabelSelectorRequirement,
+        NodeDefaults,
+        NodeEntry,
+        ProjectsFile,
+    )
     for name, field in model.model_fields.items()
 )
 """Every key the file may contain, for "did you mean" hints."""

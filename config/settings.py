@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, ConfigProblem, plain_message
+from .kube_names import check_label_value
 
 ENV_PREFIX = "SALAD_VK_"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
@@ -163,6 +164,12 @@ class ProcessSettings(BaseSettings):
     restart_backoff_max_seconds: float = Field(
         60.0, gt=0, description="Longest delay between restarts of a failing node."
     )
+    managed_by: str | None = Field(
+        None,
+        description="Value of the salad.com/managed-by label written on every Node and"
+        " node Lease; the chart's admission policy lets the process write only Nodes and"
+        " Leases that carry its release's value. Unset: no such label.",
+    )
 
     @field_validator("log_level", "log_format", "decommission_policy", mode="before")
     @classmethod
@@ -174,6 +181,11 @@ class ProcessSettings(BaseSettings):
     def _listen_address(cls, value: str) -> str:
         parse_listen_address(value)
         return value
+
+    @field_validator("managed_by")
+    @classmethod
+    def _label_value(cls, value: str | None) -> str | None:
+        return None if value is None else check_label_value(value)
 
     @field_validator("lease_renew_interval_seconds")
     @classmethod
@@ -305,6 +317,8 @@ def _metavar(name: str, field: FieldInfo) -> str:
         return "SECONDS"
     if name == "metrics_address":
         return "HOST:PORT"
+    if name == "managed_by":
+        return "LABEL-VALUE"
     choices = get_args(field.annotation)
     if choices and all(isinstance(choice, str) for choice in choices):
         return "{" + ",".join(choices) + "}"

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,8 +57,11 @@ class LeaseKeeper:
         duration_seconds: int = 40,
         renew_interval: float = 10.0,
         metrics: NodeMetrics | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self._kube = kube.unlimited()
+        self._labels = dict(labels or {})
+        """Carried by the Lease (the chart's admission policy checks salad.com/managed-by)."""
         self._node = node_name
         self._ensure_node = ensure_node
         self._identity = identity
@@ -134,6 +137,7 @@ class LeaseKeeper:
                     "metadata": {
                         "name": self._node,
                         "namespace": NAMESPACE,
+                        "labels": self._labels,
                         "ownerReferences": [self._owner(node_uid)],
                     },
                     "spec": self._spec(0),
@@ -144,7 +148,11 @@ class LeaseKeeper:
         await self._wait_for_other_holder(current)
         spec = current.get("spec") or {}
         current["spec"] = self._spec(int(spec.get("leaseTransitions") or 0) + 1)
-        owners = current.setdefault("metadata", {}).setdefault("ownerReferences", [])
+        current.setdefault("metadata", {})["labels"] = {
+            **(current["metadata"].get("labels") or {}),
+            **self._labels,
+        }
+        owners = current["metadata"].setdefault("ownerReferences", [])
         if self._owner(node_uid) not in owners:
             current["metadata"]["ownerReferences"] = [self._owner(node_uid)]
         self._lease = await self._kube.put(self._path, current, request_timeout=self._timeout)

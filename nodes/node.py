@@ -59,6 +59,7 @@ class VirtualNode:
             duration_seconds=settings.lease_duration_seconds,
             renew_interval=settings.lease_renew_interval,
             metrics=metrics,
+            labels=settings.managed_by_labels,
         )
         self.events = EventRecorder(self._kube, settings.name)
         self.pods = PodWatch(

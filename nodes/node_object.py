@@ -59,6 +59,9 @@ def node_labels(settings: NodeSettings) -> dict[str, str]:
         "salad.com/project": settings.project,
     }
     labels.update(settings.labels)
+    # Last, so a configured label cannot take its place: the chart's admission policy
+    # lets the process write only the Nodes that carry it.
+    labels.update(settings.managed_by_labels)
     return labels
 
 

@@ -25,6 +25,9 @@ CORDONED_BY = "salad.com/cordoned-by"
 """Marks a cordon salad-vk made to drain a node removed from the config, so that adding
 the node back lifts it (and only that one: an administrator's cordon is theirs)."""
 
+MANAGED_BY_LABEL = "salad.com/managed-by"
+"""Names the process (the chart's release) that serves a Node and writes its Lease."""
+
 UNAVAILABLE_TAINT_KEY = "salad.com/saladcloud-unavailable"
 """Put on the node (NoSchedule) while SaladCloud refuses its key or cannot be reached."""
 
@@ -75,6 +78,16 @@ class NodeSettings:
     default_country_codes: tuple[str, ...] = ()
     default_gpu_classes: tuple[str, ...] = ()
     default_priority: str | None = None
+
+    managed_by: str | None = None
+    """Value of the ``salad.com/managed-by`` label on the Node and its Lease: the
+    chart's admission policy lets this process write only objects that carry it."""
+
+    @property
+    def managed_by_labels(self) -> dict[str, str]:
+        """The label naming the process that serves the node, for its Node and its Lease;
+        none when ``managed_by`` is unset."""
+        return {} if self.managed_by is None else {MANAGED_BY_LABEL: self.managed_by}
 
     @property
     def provider_id(self) -> str:

@@ -138,6 +138,11 @@ class Supervisor:
             default_country_codes=tuple(node.default_country_codes),
             default_gpu_classes=tuple(node.default_gpu_classes),
             default_priority=node.default_priority,
+            allowed_namespaces=(
+                None if node.allowed_namespaces is None else frozenset(node.allowed_namespaces)
+            ),
+            namespace_selector=node.namespace_selector,
+            managed_by=s.managed_by,
         )
 
     def _build(self, node: NodeConfig) -> Runnable:

@@ -118,3 +118,52 @@ def test_the_salad_vk_cli_offers_check_config(
 
     assert main(["check-config", str(path)]) == 0
     assert "salad-team-a" in capsys.readouterr().out
+
+
+def test_tenancy_limits_are_shown_resolved(
+    config_dir: ConfigDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_dir.write(
+        """
+        defaults:
+          allowedNamespaces: [ml-jobs]
+        nodes:
+          - {name: a, organization: acme, project: team-a, apiKeyFile: keys/a,
+             namespaceSelector: {matchExpressions: [{key: tenant, operator: Exists}]}}
+          - {name: b, organization: acme, project: team-b, apiKeyFile: keys/a,
+             allowedNamespaces: [research, ml-jobs]}
+        """
+    )
+
+    assert run(["check-config", str(path)]) == 0
+
+    a, b = yaml.safe_load(capsys.readouterr().out)["nodes"]
+    assert a["allowedNamespaces"] == ["ml-jobs"]
+    assert a["namespaceSelector"] == {"matchExpressions": [{"key": "tenant", "operator": "Exists"}]}
+    assert b["allowedNamespaces"] == ["research", "ml-jobs"]
+    assert b["namespaceSelector"] is None
+
+
+def test_an_api_url_in_clear_text_is_refused_naming_the_key_and_the_file(
+    config_dir: ConfigDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_dir.write(
+        """
+        saladApiUrl: http://api.salad.com/api/public
+        nodes:
+          - {name: a, organization: acme, project: team-a, apiKeyFile: keys/a}
+          - {name: b, organization: acme, project: team-b, apiKeyFile: keys/a,
+             saladApiUrl: "http://127.0.0.1:8787/api/public"}
+        """
+    )
+
+    assert run(["check-config", str(path)]) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"{path}:1: saladApiUrl: 'http://api.salad.com/api/public' would send the API key in"
+        " clear text: use https:// (http:// is accepted only for a loopback host,"
+        " 127.0.0.0/8, ::1 or localhost, such as the simulator)",
+        f"check-config: 1 problem in {path}",
+    ]

@@ -120,3 +120,26 @@ def test_a_node_moved_to_another_project_is_changed_not_added() -> None:
 
     assert list(diff.changed) == ["a"]
     assert diff.changed["a"].changed_keys == ("project",)
+
+
+def test_a_change_of_tenancy_limits_restarts_the_node_and_says_which(
+    config_dir: ConfigDir,
+) -> None:
+    path = config_dir.write(THREE_NODES)
+    before = _load(path)
+
+    config_dir.write(
+        THREE_NODES.replace(
+            "project: team-a, apiKeyFile: keys/a}",
+            "project: team-a, apiKeyFile: keys/a, allowedNamespaces: [ml]}",
+        ).replace(
+            "project: team-b, apiKeyFile: keys/a}",
+            "project: team-b, apiKeyFile: keys/a, namespaceSelector: {matchLabels: {tenant: b}}}",
+        )
+    )
+    diff = before.diff(_load(path))
+
+    assert list(diff.changed) == ["a", "b"]
+    assert diff.changed["a"].changed_keys == ("allowedNamespaces",)
+    assert diff.changed["b"].changed_keys == ("namespaceSelector",)
+    assert list(diff.unchanged) == ["c"]

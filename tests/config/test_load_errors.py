@@ -222,6 +222,95 @@ CASES = {
     "api url that is not http": Case(
         "saladApiUrl: ftp://salad.example\n" + NODE, 1, "saladApiUrl", "not an http(s) URL"
     ),
+    "api url in clear text": Case(
+        "saladApiUrl: http://api.salad.com/api/public\n" + NODE,
+        1,
+        "saladApiUrl",
+        "would send the API key in clear text: use https://",
+    ),
+    "a node's api url in clear text, to a private address": Case(
+        NODE + "    saladApiUrl: http://10.0.0.5:8787/api/public\n",
+        6,
+        "nodes[0].saladApiUrl",
+        "http:// is accepted only for a loopback host",
+    ),
+    "allowed namespace that is not a namespace name": Case(
+        NODE + "    allowedNamespaces: [team-a, Team_B]\n",
+        6,
+        "nodes[0].allowedNamespaces[1]",
+        "'Team_B' is not a DNS-1123 label",
+    ),
+    "allowed namespace longer than 63": Case(
+        "defaults:\n  allowedNamespaces:\n    - " + "n" * 64 + "\n" + NODE,
+        3,
+        "defaults.allowedNamespaces[0]",
+        "longer than 63 characters",
+    ),
+    "allowed namespace twice": Case(
+        NODE + "    allowedNamespaces:\n      - ml\n      - ml\n",
+        8,
+        "nodes[0].allowedNamespaces[1]",
+        "'ml' is listed twice (also at [0])",
+    ),
+    "no allowed namespace at all": Case(
+        NODE + "    allowedNamespaces: []\n",
+        6,
+        "nodes[0].allowedNamespaces",
+        "lists no namespace, which would refuse every pod",
+    ),
+    "allowed namespaces not a list": Case(
+        NODE + "    allowedNamespaces: team-a\n",
+        6,
+        "nodes[0].allowedNamespaces",
+        "must be a list",
+    ),
+    "namespace selector with an unknown operator": Case(
+        NODE + "    namespaceSelector:\n      matchExpressions:\n"
+        "        - {key: team, operator: Equals, values: [a]}\n",
+        8,
+        "nodes[0].namespaceSelector.matchExpressions[0].operator",
+        "must be 'In', 'NotIn', 'Exists' or 'DoesNotExist'",
+    ),
+    "namespace selector In without values": Case(
+        NODE + "    namespaceSelector:\n      matchExpressions:\n"
+        "        - key: team\n          operator: In\n",
+        8,
+        "nodes[0].namespaceSelector.matchExpressions[0].values",
+        "operator In needs a non-empty list of values",
+    ),
+    "namespace selector NotIn with an empty list": Case(
+        NODE + "    namespaceSelector:\n      matchExpressions:\n"
+        "        - {key: team, operator: NotIn, values: []}\n",
+        8,
+        "nodes[0].namespaceSelector.matchExpressions[0].values",
+        "operator NotIn needs a non-empty list of values",
+    ),
+    "namespace selector Exists with values": Case(
+        "defaults:\n  namespaceSelector:\n    matchExpressions:\n"
+        "      - key: salad.com/tenant\n        operator: Exists\n        values: [x]\n" + NODE,
+        6,
+        "defaults.namespaceSelector.matchExpressions[0].values",
+        "operator Exists takes no values",
+    ),
+    "namespace selector with a bad key": Case(
+        NODE + "    namespaceSelector:\n      matchExpressions:\n"
+        "        - {key: 'team/', operator: Exists}\n",
+        8,
+        "nodes[0].namespaceSelector.matchExpressions[0].key",
+        "not a qualified name",
+    ),
+    "namespace selector with a bad label value": Case(
+        NODE + "    namespaceSelector:\n      matchLabels:\n        team: -a-\n",
+        8,
+        "nodes[0].namespaceSelector.matchLabels.team",
+        "not a valid label value",
+    ),
+    "namespace selector key misspelt": Case(
+        NODE + "    namespaceSelector:\n      matchLabel: {team: a}\n",
+        7,
+        "nodes[0].namespaceSelector.matchLabel",
+        "did you mean 'matchLabels'?",
+    ),
     "nodes missing": Case("saladApiUrl: https://x.example\n", 1, "nodes", "required key"),
     "nodes not a list": Case("nodes: {name: a}\n", 1, "nodes", "must be a list"),
     "node not a mapping": Case("nodes:\n  - salad-team-a\n", 2, "nodes[0]", "must be a mapping"),

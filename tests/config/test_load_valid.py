@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from config import (
     DEFAULT_CAPACITY,
     DEFAULT_SALAD_API_URL,
@@ -315,3 +317,83 @@ def test_yaml_anchors_and_merge_keys_work(config_dir: ConfigDir) -> None:
 
     assert (a.name, a.project, b.name, b.project) == ("a", "team-a", "b", "team-b")
     assert b.organization == "acme"
+
+
+def test_tenancy_limits_come_from_defaults_and_a_node_replaces_them_whole(
+    config_dir: ConfigDir,
+) -> None:
+    path = config_dir.write(
+        """
+        defaults:
+          allowedNamespaces: [ml-jobs, ml-batch]
+          namespaceSelector:
+            matchLabels: {salad.com/tenant: ml}
+        nodes:
+          - name: inherits
+            organization: acme
+            project: team-a
+            apiKeyFile: keys/a
+          - name: overrides
+            organization: acme
+            project: team-b
+            apiKeyFile: keys/a
+            allowedNamespaces: [research]
+            namespaceSelector:
+              matchExpressions:
+                - {key: salad.com/tier, operator: In, values: [gpu, cpu]}
+                - {key: salad.com/frozen, operator: DoesNotExist}
+        """
+    )
+
+    inherits, overrides = load_projects(path, {}).nodes
+
+    assert inherits.allowed_namespaces == ("ml-jobs", "ml-batch")
+    assert inherits.namespace_selector == {"matchLabels": {"salad.com/tenant": "ml"}}
+    assert overrides.allowed_namespaces == ("research",)
+    # A selector is one condition: the node's replaces the default, nothing merges.
+    assert overrides.namespace_selector == {
+        "matchExpressions": [
+            {"key": "salad.com/tier", "operator": "In", "values": ["gpu", "cpu"]},
+            {"key": "salad.com/frozen", "operator": "DoesNotExist"},
+        ]
+    }
+
+
+def test_without_tenancy_limits_a_node_serves_every_namespace(config_dir: ConfigDir) -> None:
+    path = config_dir.write(
+        """
+        nodes:
+          - {name: a, organization: acme, project: team-a, apiKeyFile: keys/a}
+          - {name: b, organization: acme, project: team-b, apiKeyFile: keys/a,
+             namespaceSelector: {}}
+        """
+    )
+
+    a, b = load_projects(path, {}).nodes
+
+    assert (a.allowed_namespaces, a.namespace_selector) == (None, None)
+    # An empty selector matches every namespace, as it does in Kubernetes.
+    assert (b.allowed_namespaces, b.namespace_selector) == (None, {})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8787/api/public",
+        "http://127.42.0.9/api/public",
+        "http://localhost:8787/api/public",
+        "http://LOCALHOST/api/public",
+        "http://[::1]:8787/api/public",
+        "https://10.0.0.5:8443/api/public",
+    ],
+)
+def test_plain_http_is_accepted_for_loopback_only(config_dir: ConfigDir, url: str) -> None:
+    path = config_dir.write(
+        f"""
+        saladApiUrl: {url}
+        nodes:
+          - {{name: a, organization: acme, project: team-a, apiKeyFile: keys/a}}
+        """
+    )
+
+    assert load_projects(path, {}).salad_api_url == url

@@ -26,6 +26,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.lease_duration_seconds == 40
     assert settings.lease_renew_interval_seconds == 10
     assert settings.restart_backoff_initial_seconds < settings.restart_backoff_max_seconds
+    assert settings.managed_by is None
 
 
 def test_every_setting_can_come_from_its_salad_vk_variable() -> None:
@@ -41,6 +42,7 @@ def test_every_setting_can_come_from_its_salad_vk_variable() -> None:
         "SALAD_VK_LEASE_RENEW_INTERVAL_SECONDS": "15",
         "salad_vk_shutdown_grace_seconds": "5",  # case does not matter
         "SALAD_VK_DRAIN_TIMEOUT_SECONDS": "600",
+        "SALAD_VK_MANAGED_BY": "salad-vk.prod",
     }
 
     settings = ProcessSettings.from_sources({}, environ)
@@ -53,6 +55,7 @@ def test_every_setting_can_come_from_its_salad_vk_variable() -> None:
     assert (settings.lease_duration_seconds, settings.lease_renew_interval_seconds) == (60, 15)
     assert settings.shutdown_grace_seconds == 5
     assert settings.drain_timeout_seconds == 600
+    assert settings.managed_by == "salad-vk.prod"
 
 
 def test_a_flag_overrides_the_variable_and_an_absent_flag_does_not() -> None:
@@ -156,6 +159,12 @@ def test_a_missing_config_path_names_the_flag_and_the_variable() -> None:
             "command line: --lease-renew-interval-seconds: 40 s is not shorter than the"
             " lease duration (40 s)",
             id="renewal not shorter than the lease",
+        ),
+        pytest.param(
+            {"SALAD_VK_MANAGED_BY": "salad-vk/prod"},
+            {},
+            "environment: SALAD_VK_MANAGED_BY: 'salad-vk/prod' is not a valid label value",
+            id="managed-by that is no label value",
         ),
         pytest.param(
             {"SALAD_VK_RESTART_BACKOFF_MAX_SECONDS": "0.5"},

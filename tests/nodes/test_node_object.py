@@ -1,5 +1,6 @@
 """The Node a virtual node registers, and why its Ready never follows SaladCloud."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from nodes.node_object import (
     status_changed,
     taints_with_unavailability,
 )
-from nodes.settings import UNAVAILABLE_TAINT_KEY, NodeSettings
+from nodes.settings import MANAGED_BY_LABEL, UNAVAILABLE_TAINT_KEY, NodeSettings
 
 SETTINGS = NodeSettings(name="salad-a", organization="acme", project="team-a", labels={"x": "y"})
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,6 +37,17 @@ def test_manifest_carries_the_labels_taint_and_provider_id_of_a_salad_node() -> 
         {"key": "virtual-kubelet.io/provider", "value": "saladcloud", "effect": "NoSchedule"}
     ]
     assert node["spec"]["providerID"] == "salad://acme/team-a"
+
+
+def test_the_managed_by_label_is_written_only_when_set_and_no_configured_label_replaces_it() -> (
+    None
+):
+    assert MANAGED_BY_LABEL not in node_manifest(SETTINGS)["metadata"]["labels"]
+
+    claimed = replace(
+        SETTINGS, managed_by="ops.salad-vk", labels={MANAGED_BY_LABEL: "someone-else"}
+    )
+    assert node_manifest(claimed)["metadata"]["labels"][MANAGED_BY_LABEL] == "ops.salad-vk"
 
 
 def test_status_reports_capacity_addresses_and_the_pod_limit_of_one_list() -> None:

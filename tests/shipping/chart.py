@@ -16,11 +16,26 @@ Manifest = dict[str, Any]
 
 
 def render(
-    values: Mapping[str, Any], *, release: str = "salad", namespace: str = "salad-system"
+    values: Mapping[str, Any],
+    *,
+    release: str = "salad",
+    namespace: str = "salad-system",
+    kubeconfig: Path | None = None,
+    upgrade: bool = False,
 ) -> list[Manifest]:
-    """Every object the chart renders for ``values`` (schema-checked by Helm on the way)."""
+    """Every object the chart renders for ``values`` (schema-checked by Helm on the way).
+
+    With ``kubeconfig``, Helm's ``lookup`` reads that cluster, as `helm install` and
+    `helm upgrade` do; without, it finds nothing, as `helm template` does.
+    """
+    options: dict[str, Any] = {"name": release, "namespace": namespace}
+    options["is_upgrade" if upgrade else "is_install"] = True
     with helm.Chart.load(CHART) as chart:
-        templates = chart.render(dict(values), name=release, namespace=namespace, is_install=True)
+        if kubeconfig is None:
+            templates = chart.render(dict(values), **options)
+        else:
+            with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace) as cluster:
+                templates = cluster.render(chart, dict(values), **options)
     objects: list[Manifest] = []
     for template, text in sorted(templates.items()):
         if template.endswith("NOTES.txt"):
@@ -65,12 +80,16 @@ def node(name: str, project: str, secret: str = "salad-api-keys", **fields: Any)
     }
 
 
+TENANTS: dict[str, Any] = {"allowedNamespaces": ["default"]}
+"""Node defaults serving one namespace (that exists in every cluster, for dry runs)."""
+
 # Values sets the chart is rendered, linted and dry-run applied with.
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "no nodes yet": {},
-    "one node": {"nodes": [node("salad-acme-a", "team-a")]},
+    "one node": {"nodeDefaults": TENANTS, "nodes": [node("salad-acme-a", "team-a")]},
     "five nodes": {
         "nodeDefaults": {
+            "allowedNamespaces": ["default", "kube-public"],
             "labels": {"team": "ml"},
             "taints": [{"key": "example.com/dedicated", "value": "ml", "effect": "NoSchedule"}],
             "capacity": {"pods": "50", "nvidia.com/gpu": "50"},
@@ -88,7 +107,17 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 capacity={"pods": 100},
                 defaultGpuClasses=["RTX 4090 (24 GB)", "RTX 3090 (24 GB)"],
             ),
-            node("salad-acme-p3", "project-3", secret="salad-key-3", rateLimitShare=2),
+            node(
+                "salad-acme-p3",
+                "project-3",
+                secret="salad-key-3",
+                rateLimitShare=2,
+                allowedNamespaces=["kube-public"],
+                namespaceSelector={
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-public"},
+                    "matchExpressions": [{"key": "salad.com/frozen", "operator": "DoesNotExist"}],
+                },
+            ),
             node(
                 "salad-acme-p4",
                 "project-4",
@@ -126,6 +155,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "priorityClassName": "system-cluster-critical",
     },
     "nodes sharing one existing Secret": {
+        "nodeDefaults": TENANTS,
         "nodes": [
             node("salad-acme-a", "team-a"),
             node("salad-acme-b", "team-b"),
@@ -134,9 +164,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 **node("salad-acme-c", "team-c"),
                 "apiKeySecret": {"name": "salad-api-keys", "key": "team-a"},
             },
-        ]
+        ],
     },
     "ServiceMonitor on": {
+        "nodeDefaults": TENANTS,
         "nodes": [node("salad-acme-a", "team-a")],
         "serviceMonitor": {
             "enabled": True,
@@ -146,6 +177,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
     },
     "Grafana dashboard on": {
+        "nodeDefaults": TENANTS,
         "nodes": [node("salad-acme-a", "team-a")],
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "SaladCloud"}},
     },
@@ -155,5 +187,35 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceAccount": {"create": False, "name": "salad-vk-runner"},
         "leasePriority": {"enabled": False},
         "logFormat": "text",
+    },
+    "Secret reads cluster-wide, namespaces selected by label": {
+        "nodeDefaults": {"namespaceSelector": {"matchLabels": {"salad.com/tenant": "ml"}}},
+        "nodes": [node("salad-acme-a", "team-a"), node("salad-acme-b", "team-b")],
+        "rbac": {"clusterWideSecretAccess": True},
+    },
+    "NetworkPolicy, egress restricted": {
+        "nodeDefaults": TENANTS,
+        "nodes": [node("salad-acme-a", "team-a")],
+        "networkPolicy": {
+            "enabled": True,
+            "metrics": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            },
+            "egress": {
+                "enabled": True,
+                "apiServer": [{"cidr": "10.0.0.1/32", "port": 443}],
+                "saladCloud": {"except": ["10.0.0.0/8"]},
+                "extra": [
+                    {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}], "ports": [{"port": 3128}]}
+                ],
+            },
+        },
+    },
+    "admission policies off": {
+        "nodeDefaults": TENANTS,
+        "nodes": [node("salad-acme-a", "team-a")],
+        "admissionPolicy": {"enabled": False},
+        "podAdmissionPolicy": {"enabled": False},
     },
 }

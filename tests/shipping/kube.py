@@ -42,6 +42,24 @@ async def create(kube: KubeClient, manifest: Manifest, *, dry_run: bool = False)
     return await kube.request("POST", path, params=params, body=manifest)
 
 
+async def apply(kube: KubeClient, manifest: Manifest) -> Manifest:
+    """Create ``manifest``, or replace the object of its name, as `helm upgrade` would."""
+    try:
+        return await create(kube, manifest)
+    except KubeConflict:
+        pass
+    path = f"{await collection_path(kube, manifest)}/{manifest['metadata']['name']}"
+    current = await kube.get(path)
+    replacement = {
+        **manifest,
+        "metadata": {
+            **manifest["metadata"],
+            "resourceVersion": current["metadata"]["resourceVersion"],
+        },
+    }
+    return await kube.request("PUT", path, params={"fieldValidation": "Strict"}, body=replacement)
+
+
 async def delete_all(kube: KubeClient, manifests: Iterable[Manifest]) -> None:
     for manifest in manifests:
         path = await collection_path(kube, manifest)

@@ -14,7 +14,6 @@ from tests.manifests import CONTAINER, label_in, workload
 from tests.nodes.harness import eventually, phase, pods
 from tests.supervisor.harness import ORG, simulator
 
-from .chart import render
 from .kube import service_account_identity
 from .release import release_values, running_release
 
@@ -46,7 +45,7 @@ async def test_the_supervisor_serves_its_nodes_under_the_charts_service_account_
     nodes = {f"{prefix}-a": f"{prefix}-pa", f"{prefix}-b": f"{prefix}-pb"}
     projects = list(nodes.values())
     async with simulator(projects) as sim:
-        values = release_values(sim, nodes)
+        values = release_values(sim, nodes, [namespace])
         async with running_release(
             kube_api, control_plane.kubeconfig, namespace, values, tmp_path
         ) as release:
@@ -107,10 +106,10 @@ async def test_the_supervisor_serves_its_nodes_under_the_charts_service_account_
             await eventually(cleaned_up, 60, "no pod and no group left")
 
             # Removing a node from the values decommissions it: cordon, then delete its
-            # Lease and Node, all with the chart's RBAC.
+            # Lease and Node, all with the chart's RBAC and under its policy.
             gone, kept = list(nodes)
             smaller = {**values, "nodes": [n for n in values["nodes"] if n["name"] == kept]}
-            release.deliver(render(smaller, release=release.name, namespace=namespace))
+            await release.upgrade(smaller)
 
             async def decommissioned() -> bool:
                 try:

@@ -196,7 +196,10 @@ def test_each_secret_is_mounted_once_and_every_key_file_lies_in_its_secrets_moun
     secret_volumes = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
     assert [v["secretName"] for v in secret_volumes.values()] == ["salad-api-keys"]
     (volume,) = secret_volumes.values()
-    assert volume["defaultMode"] == 0o440
+    # Owner-only; the kubelet adds group read for the pod's fsGroup (65532), which is
+    # how the non-root process reads it (templates/deployment.yaml).
+    assert volume["defaultMode"] == 0o400
+    assert pod_spec(objects)["securityContext"]["fsGroup"] == 65532
     mounts = {m["name"]: m["mountPath"] for m in container(objects)["volumeMounts"]}
     (mount,) = (mounts[name] for name in secret_volumes)
     assert mount == f"{KEYS_DIR}/salad-api-keys"
@@ -299,21 +302,27 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
         ("", "pods/status", "patch"),
         ("", "events", "create"),
         ("", "events", "patch"),
-        ("", "secrets", "get"),
-        ("", "configmaps", "get"),
         ("", "namespaces", "get"),
         ("(url)", "/version", "get"),
     }
     (namespaces,) = [r for r in cluster_role["rules"] if "namespaces" in r.get("resources", [])]
     assert namespaces["resourceNames"] == ["kube-system"]
-    role = one(objects, "Role")
+    # Secrets and ConfigMaps only where a node allows pods from (here: `default`).
+    references = one(objects, "Role", "-references")
+    assert references["metadata"]["namespace"] == "default"
+    assert grants(references["rules"]) == {("", "secrets", "get"), ("", "configmaps", "get")}
+    role = one(objects, "Role", "-salad-vk")
     assert role["metadata"]["namespace"] == "kube-node-lease"
     assert grants(role["rules"]) == {
         ("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update", "delete")
     }
     subject = {"kind": "ServiceAccount", "name": "rel-salad-vk", "namespace": "ops"}
-    for binding, granted in (("ClusterRoleBinding", cluster_role), ("RoleBinding", role)):
-        found = one(objects, binding)
+    for binding, granted in (
+        ("ClusterRoleBinding", cluster_role),
+        ("RoleBinding", role),
+        ("RoleBinding", references),
+    ):
+        found = one(objects, binding, granted["metadata"]["name"])
         assert found["subjects"] == [subject]
         assert found["roleRef"]["name"] == granted["metadata"]["name"]
     assert one(objects, "ServiceAccount")["metadata"]["name"] == "rel-salad-vk"

@@ -116,7 +116,7 @@ async def test_scaling_the_example_0_12_0_spreads_over_every_node_and_cleans_up(
     name = deployment["metadata"]["name"]
     selector = f"app.kubernetes.io/name={name}"
     async with simulator(projects) as sim:
-        values = release_values(sim, nodes)
+        values = release_values(sim, nodes, [namespace])
         values["nodeDefaults"]["labels"] = {"salad-vk-test/run": prefix}
         async with running_release(kube_api, control_plane.kubeconfig, namespace, values, tmp_path):
 

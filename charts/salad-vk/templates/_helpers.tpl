@@ -88,6 +88,14 @@ instead of a crash-looping pod. */}}
 {{- end -}}
 {{- $_ := set $projects $pair $index -}}
 {{- end -}}
+{{- $scope := include "salad-vk.referenceScope" . | fromJson -}}
+{{- if and .Values.rbac.create (not .Values.rbac.clusterWideSecretAccess) $scope.open -}}
+{{- $index := int (first $scope.open) -}}
+{{- fail (printf "nodes[%d] (%s) has no allowedNamespaces, so it serves pods of every namespace and salad-vk would need to read Secrets and ConfigMaps in all of them: list the namespaces it serves in nodes[%d].allowedNamespaces or nodeDefaults.allowedNamespaces (the chart then grants reads in just those), or set rbac.clusterWideSecretAccess: true to grant get on every Secret and ConfigMap of the cluster" $index (index .Values.nodes $index).name $index) -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled .Values.networkPolicy.egress.enabled (not .Values.networkPolicy.egress.apiServer) -}}
+{{- fail "networkPolicy.egress.apiServer: list the Kubernetes API server's addresses ({cidr, port}: the endpoints of the `kubernetes` Service, as `kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes` shows them); with egress restricted and none listed, salad-vk could not reach the API server" -}}
+{{- end -}}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.shutdownGraceSeconds) -}}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than shutdownGraceSeconds (%v): the kubelet would kill the process while SaladCloud calls are still finishing" .Values.terminationGracePeriodSeconds .Values.shutdownGraceSeconds) -}}
 {{- end -}}
@@ -117,4 +125,63 @@ nodes:
     {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The release's identity, written by the process as the label salad.com/managed-by
+on every Node and node Lease it serves (--managed-by), and checked by the admission
+policy: the namespace and full name, hashed down to a label value when too long. */}}
+{{- define "salad-vk.managedBy" -}}
+{{- $id := printf "%s.%s" .Release.Namespace (include "salad-vk.fullname" .) -}}
+{{- if le (len $id) 63 -}}
+{{- $id -}}
+{{- else -}}
+{{- printf "%s-%s" ($id | trunc 52 | trimSuffix "-" | trimSuffix ".") (sha256sum $id | trunc 10) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The node names the admission policies treat as this release's, as a JSON list:
+the nodes in the values, the Nodes labelled with this release's identity that exist
+when Helm renders (a node removed from `nodes` keeps its pods writable while it is
+drained; `helm template` cannot look, and gets none), and
+admissionPolicy.extraNodeNames. */}}
+{{- define "salad-vk.policyNodes" -}}
+{{- $names := list -}}
+{{- range .Values.nodes -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- $id := include "salad-vk.managedBy" . -}}
+{{- range (dig "items" list (lookup "v1" "Node" "" "")) -}}
+{{- if eq (dig "metadata" "labels" "salad.com/managed-by" "" .) $id -}}
+{{- $names = append $names .metadata.name -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.admissionPolicy.extraNodeNames -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{/* Where pods' Secret and ConfigMap references are read, as JSON:
+`{"namespaces": [...], "open": [indexes of nodes with no allowedNamespaces],
+"selector": whether some node has a namespaceSelector}`. A node's own
+allowedNamespaces (or namespaceSelector) replaces nodeDefaults'. */}}
+{{- define "salad-vk.referenceScope" -}}
+{{- $namespaces := list -}}
+{{- $open := list -}}
+{{- $selector := false -}}
+{{- range $index, $node := .Values.nodes -}}
+{{- $allowed := $.Values.nodeDefaults.allowedNamespaces -}}
+{{- if hasKey $node "allowedNamespaces" -}}
+{{- $allowed = $node.allowedNamespaces -}}
+{{- end -}}
+{{- if $allowed -}}
+{{- $namespaces = concat $namespaces $allowed -}}
+{{- else -}}
+{{- $open = append $open $index -}}
+{{- end -}}
+{{- if or (hasKey $node "namespaceSelector") (hasKey $.Values.nodeDefaults "namespaceSelector") -}}
+{{- $selector = true -}}
+{{- end -}}
+{{- end -}}
+{{- dict "namespaces" ($namespaces | uniq) "open" $open "selector" $selector | toJson -}}
 {{- end -}}
