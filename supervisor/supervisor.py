@@ -149,6 +149,16 @@ class Supervisor:
     def build_default_node(self, node: NodeConfig) -> Runnable:
         """A virtual node for ``node`` on the shared pools, with its key budget share."""
         shared = self.shared
+        if node.api_key_missing is not None:
+            # Serves its Node (tainted, saying why) and makes no SaladCloud call; the key
+            # file's appearance changes the node's fingerprint, which restarts it.
+            return VirtualNode(
+                self.node_settings(node),
+                kube_api=shared.kube_api,
+                salad=None,
+                metrics=shared.node_metrics,
+                key_missing=node.api_key_missing,
+            )
         budget = shared.budgets.budget_for(node.api_key, node.salad_api_url, node.api_rate_limit)
         limiter = budget.share(node.name, node.rate_limit_share)
         salad = SaladClient(
@@ -173,7 +183,7 @@ class Supervisor:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Load the config (an invalid one at start-up is fatal), serve every node, and
         follow the file until cancelled."""
-        config = load_projects(self.settings.config, self._environ)
+        config = load_projects(self.settings.config, self._environ, allow_missing_keys=True)
         self._cluster = await read_cluster_facts(self._kube)
         async with anyio.create_task_group() as group:
             self._group = group
@@ -203,7 +213,7 @@ class Supervisor:
         old = self.config
         self.config = new
         for node in new.nodes:
-            self.shared.redactor.add(node.api_key.get_secret_value())
+            self.shared.redactor.add(node.api_key.get_secret_value(), owner=node.name)
         self.metrics.nodes_configured.set(len(new.nodes))
         if old is None:
             for node in new.nodes:
@@ -305,7 +315,7 @@ class Supervisor:
         if now == seen and not retry:
             return seen, failed_at
         try:
-            new = load_projects(path, self._environ)
+            new = load_projects(path, self._environ, allow_missing_keys=True)
         except ConfigError as error:
             if now != seen:
                 self.metrics.config_reloads.labels(result="invalid").inc()
