@@ -53,15 +53,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--kubeconfig",
         type=Path,
+        metavar="FILE",
         help="use this cluster (it gets three nodes salad-demo-* and the namespace "
         f"{NAMESPACE} for the duration); default: start a local control plane from "
         "tests/controlplane (the first start builds it, which takes minutes)",
     )
-    parser.add_argument("--replicas", type=int, default=9, help="the scale-up target (9)")
+    parser.add_argument(
+        "--replicas", type=int, default=9, metavar="N", help="the scale-up target (9)"
+    )
     parser.add_argument(
         "--time-scale",
         type=float,
         default=60.0,
+        metavar="F",
         help="SaladCloud time per wall second (60: a minute of deployment per second)",
     )
     parser.set_defaults(handler=demo)
