@@ -19,7 +19,9 @@ SCRIPT = REPO / "scripts" / "image"
 SHELLCHECK = REPO / ".venv" / "bin" / "shellcheck"
 
 
-def image(*args: str, path: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def image(
+    *args: str, path: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
     return subprocess.run(
         ["/bin/bash", str(SCRIPT), *args],
@@ -45,10 +47,9 @@ SYSTEM_PATH = "/usr/bin:/bin"
 
 @pytest.mark.parametrize("script", sorted((REPO / "scripts").iterdir()), ids=lambda p: p.name)
 def test_every_script_passes_shellcheck(script: Path) -> None:
-    if SHELLCHECK.exists():
-        check = [str(SHELLCHECK), str(script)]
-    else:  # without the dev tools, at least the syntax
-        check = ["bash", "-n", str(script)]
+    # Without the dev tools, at least the syntax.
+    check = [str(SHELLCHECK)] if SHELLCHECK.exists() else ["bash", "-n"]
+    check.append(str(script))
     result = subprocess.run(check, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
