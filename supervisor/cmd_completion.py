@@ -159,7 +159,7 @@ def bash(prog: str, top: tuple[Option, ...], commands: tuple[Command, ...]) -> s
             + "            ;;"
         )
     body = "\n".join(cases)
-    return f"""# {prog} completion for bash: source <({prog} completion bash)
+    text = f"""# {prog} completion for bash: source <({prog} completion bash)
 {function}() {{
     local cur prev command="" i
     cur="${{COMP_WORDS[COMP_CWORD]}}"
@@ -179,6 +179,8 @@ def bash(prog: str, top: tuple[Option, ...], commands: tuple[Command, ...]) -> s
 }}
 complete -o filenames -F {function} {prog}
 """
+    # mapfile, not COMPREPLY=($(...)): no word splitting or globbing of the answers.
+    return re.sub(r"COMPREPLY=\(\$\((compgen [^)]*)\)\)", r"mapfile -t COMPREPLY < <(\1)", text)
 
 
 # --- zsh -----------------------------------------------------------------------------
