@@ -31,6 +31,7 @@ from nodes.kube import KubeClient, KubeNotFound
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
 from nodes.settings import PROVIDER_TAINT
 
+from .errors import CliError
 from .logs import configure
 from .supervisor import running
 
@@ -100,7 +101,14 @@ def _kubeconfig(given: Path | None, printer: _Printer) -> Iterator[Path]:
         ) from None
     printer.say("starting a local Kubernetes control plane (the first time builds it: minutes)")
     with tempfile.TemporaryDirectory(prefix="salad-vk-demo-") as folder:
-        plane = controlplane.up(Path(folder), die_with_parent=True)
+        try:
+            plane = controlplane.up(Path(folder), die_with_parent=True)
+        except (controlplane.BuildError, controlplane.ControlPlaneError) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CliError(
+                f"cannot start a local control plane: {first}; pass --kubeconfig FILE to"
+                " use a cluster instead"
+            ) from None
         try:
             printer.say(f"control plane ready at {plane.server}")
             yield Path(plane.kubeconfig)
