@@ -12,7 +12,7 @@ import anyio
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from nodes.kube import KubeClient
+from nodes.kube import KubeClient, KubeNotFound
 from nodes.settings import UNAVAILABLE_TAINT_KEY
 from tests.controlplane.cluster import ControlPlane
 from tests.manifests import workload
@@ -25,7 +25,11 @@ pytestmark = pytest.mark.anyio
 
 
 async def node_state(kube: KubeClient, name: str) -> tuple[str, dict[str, Any], set[str]]:
-    node = await kube.get(f"/api/v1/nodes/{name}")
+    """Ready's status, the conditions by type and the taint keys (empty: not registered)."""
+    try:
+        node = await kube.get(f"/api/v1/nodes/{name}")
+    except KubeNotFound:
+        return "", {}, set()
     conditions = {c["type"]: c for c in node["status"].get("conditions") or []}
     taints = {t["key"] for t in node["spec"].get("taints") or []}
     return conditions.get("Ready", {}).get("status", ""), conditions, taints
@@ -48,6 +52,8 @@ async def test_a_node_whose_secret_is_missing_waits_tainted_while_the_others_ser
             async def two_serve_one_waits() -> bool:
                 states = {name: await node_state(admin, name) for name in nodes}
                 ready = all(state[0] == "True" for state in states.values())
+                if not ready:
+                    return False
                 served = all(
                     states[n][1]["SaladCloudReachable"]["reason"] == "APIReachable" for n in (a, b)
                 )
