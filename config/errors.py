@@ -11,6 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+"""An error stops the file from being used; a warning is worth knowing but changes nothing."""
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in a document: mapping keys and sequence indexes from the top."""
@@ -52,27 +56,49 @@ class ConfigProblem:
     line: int | None
     key_path: str
     message: str
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.severity == "warning":
+            where += ": warning"
         if self.key_path:
             return f"{where}: {self.key_path}: {self.message}"
         return f"{where}: {self.message}"
 
+    def as_json(self) -> dict[str, str | int | None]:
+        """The problem as machine-readable fields (``check-config -o json``)."""
+        return {
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "path": self.key_path,
+            "message": self.message,
+        }
+
+
+def sorted_problems(problems: Iterable[ConfigProblem]) -> tuple[ConfigProblem, ...]:
+    """File-level problems first, then in the order a reader meets them in the file."""
+    return tuple(sorted(problems, key=lambda p: (p.file, p.line is not None, p.line or 0)))
+
 
 class ConfigError(Exception):
-    """Configuration that cannot be used; ``problems`` lists every reason found."""
+    """Configuration that cannot be used; ``problems`` lists every reason found.
+
+    Warnings found in the same pass travel with the errors, so one report says all.
+    """
 
     problems: tuple[ConfigProblem, ...]
 
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
-        if not problems:
-            raise ValueError("a ConfigError needs at least one problem")
-        # File-level problems first, then in the order a reader meets them in the file.
-        self.problems = tuple(
-            sorted(problems, key=lambda p: (p.file, p.line is not None, p.line or 0))
-        )
+        if not any(problem.severity == "error" for problem in problems):
+            raise ValueError("a ConfigError needs at least one error")
+        self.problems = sorted_problems(problems)
         super().__init__(str(self))
+
+    @property
+    def errors(self) -> tuple[ConfigProblem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
 
     def __str__(self) -> str:
         return "\n".join(str(problem) for problem in self.problems)

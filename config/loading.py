@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from .errors import ConfigError, ConfigProblem, KeyPath, format_key_path, plain_message
-from .node import ApiKeySource
+from .errors import (
+    ConfigError,
+    ConfigProblem,
+    KeyPath,
+    Severity,
+    format_key_path,
+    plain_message,
+    sorted_problems,
+)
+from .node import MIN_MASKED_SECRET, ApiKeySource, NodeKey
 from .projects import ProjectsConfig
 from .resolve import resolve_node
 from .schema import FILE_KEYS, NodeEntry, ProjectsFile, key_source_problem
@@ -24,6 +34,13 @@ from .yaml_source import YamlDocument, YamlProblems, parse_yaml
 
 MAX_KEY_BYTES = 4096
 """More than any API key; a bigger file is the wrong file, and is not read whole."""
+
+CHART_KEYS_DIR = Path("/etc/salad-vk/keys")
+"""Where the Helm chart mounts each key Secret, as ``<Secret name>/<key>`` (see
+``charts/salad-vk/templates/_helpers.tpl``): lets a message name the Secret to create."""
+
+_NO_SUCH_FILE = "no such file"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _API_KEY_SPELLINGS = {"apikey", "saladapikey", "key", "token"}
 
@@ -37,20 +54,31 @@ def content_hash(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return f"unreadable:{type(exc).__name__}"
+        return _unreadable(exc)
     return _hash(data)
+
+
+def _unreadable(error: OSError) -> str:
+    return f"unreadable:{type(error).__name__}"
 
 
 def _hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def load_projects(path: Path, environ: Mapping[str, str]) -> ProjectsConfig:
+def load_projects(
+    path: Path, environ: Mapping[str, str], *, allow_missing_keys: bool = False
+) -> ProjectsConfig:
     """Load and check the projects file at ``path``; keys named by ``apiKeyEnv`` come
     from ``environ``.
 
     Raises ``ConfigError`` listing every problem found. Relative ``apiKeyFile`` paths
     are relative to the directory of ``path``.
+
+    A key that is not there (its file does not exist or is empty, its variable is unset
+    or empty) is an error, unless ``allow_missing_keys``: then it is a warning, and the
+    node is loaded without a key (``NodeConfig.api_key_missing`` says why). That is how
+    the process runs: one missing Secret must not stop every node.
     """
     file = str(path)
     raw = _read_config(path, file)
@@ -69,22 +97,44 @@ def load_projects(path: Path, environ: Mapping[str, str]) -> ProjectsConfig:
     else:
         entries = _valid_entries(document, problems)
     _check_unique(entries, problems)
-    keys = _KeyReader(path.parent, environ, problems)
+    keys = _KeyReader(path.parent, environ, problems, allow_missing=allow_missing_keys)
     read_keys = {}
     for index, entry in entries:
-        key = keys.read(index, entry)  # records a problem when it returns None
-        if key is not None:
+        key = keys.read(index, entry.api_key_file, entry.api_key_env)
+        if key is not None:  # else a problem was recorded
             read_keys[index] = key
+    # A node with other problems still has its key checked: a missing key file and a
+    # bad value in the same node come out in one pass.
+    valid = {index for index, _ in entries}
+    for index, raw_node in _raw_nodes(document):
+        if index not in valid and key_source_problem(*_key_sources(raw_node)) is None:
+            keys.read(index, *_key_sources(raw_node))
 
-    if problems.items or projects is None:
+    if problems.has_errors or projects is None:
         raise ConfigError(problems.items)
     return ProjectsConfig(
         path=path,
         salad_api_url=projects.salad_api_url,
         api_rate_limit=projects.api_rate_limit,
-        nodes=tuple(resolve_node(projects, entry, *read_keys[i]) for i, entry in entries),
+        nodes=tuple(resolve_node(projects, entry, read_keys[i]) for i, entry in entries),
         source_hashes={path: _hash(raw), **keys.hashes},
+        warnings=sorted_problems(problems.items),
     )
+
+
+def _raw_nodes(document: YamlDocument) -> list[tuple[int, dict[str, Any]]]:
+    raw_nodes = document.data.get("nodes")
+    if not isinstance(raw_nodes, list):
+        return []
+    return [(index, raw) for index, raw in enumerate(raw_nodes) if isinstance(raw, dict)]
+
+
+def _key_sources(raw_node: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """A raw node's ``apiKeyFile`` and ``apiKeyEnv``, each only if usable as written."""
+    file, env = raw_node.get("apiKeyFile"), raw_node.get("apiKeyEnv")
+    usable_file = file if isinstance(file, str) and file else None
+    usable_env = env if isinstance(env, str) and _ENV_NAME.match(env) else None
+    return usable_file, usable_env
 
 
 def _read_config(path: Path, file: str) -> bytes:
@@ -170,11 +220,15 @@ class _Problems:
         self.document = document
         self.items: list[ConfigProblem] = []
 
-    def add(self, path: KeyPath, message: str) -> None:
+    def add(self, path: KeyPath, message: str, *, severity: Severity = "error") -> None:
         line = self.document.line_of(path)
-        problem = ConfigProblem(self.file, line, format_key_path(path), message)
+        problem = ConfigProblem(self.file, line, format_key_path(path), message, severity)
         if problem not in self.items:
             self.items.append(problem)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(problem.severity == "error" for problem in self.items)
 
     def at_line(self, path: KeyPath) -> str:
         line = self.document.line_of(path)
@@ -197,6 +251,8 @@ _MESSAGES = {
     "model_attributes_type": "must be a mapping (key: value lines)",
     "list_type": "must be a list",
     "string_type": "must be a string (quote it if YAML reads it as a number or boolean)",
+    "bool_type": "must be true or false, unquoted: no other value (yes, no, on, off, 0, 1,"
+    " a quoted string) is a boolean in this file",
 }
 
 
@@ -221,21 +277,31 @@ def _unknown_key_message(key: str) -> str:
 class _KeyReader:
     """Reads each node's API key, once per key file, recording what it read."""
 
-    def __init__(self, base_dir: Path, environ: Mapping[str, str], problems: _Problems) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        environ: Mapping[str, str],
+        problems: _Problems,
+        *,
+        allow_missing: bool,
+    ) -> None:
         self._base_dir = base_dir
         self._environ = environ
         self._problems = problems
+        self._allow_missing = allow_missing
         self._files: dict[Path, bytes | str] = {}  # content, or why it cannot be used
         self.hashes: dict[Path, str] = {}
+        """Every key file looked at, even one that is missing: its appearance is a change."""
 
-    def read(self, index: int, entry: NodeEntry) -> tuple[SecretStr, ApiKeySource] | None:
-        if entry.api_key_file is not None:
-            return self._from_file(index, entry.api_key_file)
-        if entry.api_key_env is not None:
-            return self._from_env(index, entry.api_key_env)
+    def read(self, index: int, file: str | None, variable: str | None) -> NodeKey | None:
+        """The node's key, or None with the problem recorded."""
+        if file is not None:
+            return self._from_file(index, file)
+        if variable is not None:
+            return self._from_env(index, variable)
         return None  # the schema already reported that neither is set
 
-    def _from_file(self, index: int, name: str) -> tuple[SecretStr, ApiKeySource] | None:
+    def _from_file(self, index: int, name: str) -> NodeKey | None:
         path = Path(name)
         if not path.is_absolute():
             path = self._base_dir / path
@@ -243,21 +309,29 @@ class _KeyReader:
             self._files[path] = self._read(path)
         content = self._files[path]
         where = ("nodes", index, "apiKeyFile")
+        source = ApiKeySource(kind="file", location=str(path), size=0)
         if isinstance(content, str):
+            if content == _NO_SUCH_FILE:
+                return self._missing(where, f"file {path} does not exist", source)
             self._problems.add(where, content)
             return None
         key = _key_text(content)
         if isinstance(key, _BadKey):
+            if key.empty:
+                return self._missing(where, f"key file {path} {key.reason}", source)
             self._problems.add(where, f"key file {path} {key.reason}")
             return None
-        return SecretStr(key), ApiKeySource(kind="file", location=str(path), size=len(key))
+        self._warn_if_short(where, key, f"key file {path}")
+        return NodeKey(SecretStr(key), source.model_copy(update={"size": len(key)}))
 
     def _read(self, path: Path) -> bytes | str:
         try:
             with path.open("rb") as stream:
                 data = stream.read(MAX_KEY_BYTES + 1)
-        except FileNotFoundError:
-            return f"file {path} does not exist"
+        except FileNotFoundError as exc:
+            # What ``content_hash`` says of it now, so that its appearance is a change.
+            self.hashes[path] = _unreadable(exc)
+            return _NO_SUCH_FILE
         except IsADirectoryError:
             return f"{path} is a directory, not a key file"
         except OSError as exc:
@@ -265,22 +339,68 @@ class _KeyReader:
         self.hashes[path] = _hash(data)
         return data
 
-    def _from_env(self, index: int, variable: str) -> tuple[SecretStr, ApiKeySource] | None:
+    def _from_env(self, index: int, variable: str) -> NodeKey | None:
         where = ("nodes", index, "apiKeyEnv")
+        source = ApiKeySource(kind="env", location=variable, size=0)
         value = self._environ.get(variable)
         if value is None:
-            self._problems.add(where, f"environment variable {variable} is not set")
-            return None
+            return self._missing(where, f"environment variable {variable} is not set", source)
         key = _key_text(value.encode())
         if isinstance(key, _BadKey):
+            if key.empty:
+                return self._missing(where, f"environment variable {variable} {key.reason}", source)
             self._problems.add(where, f"environment variable {variable} {key.reason}")
             return None
-        return SecretStr(key), ApiKeySource(kind="env", location=variable, size=len(key))
+        self._warn_if_short(where, key, f"environment variable {variable}")
+        return NodeKey(SecretStr(key), source.model_copy(update={"size": len(key)}))
+
+    def _missing(self, where: KeyPath, message: str, source: ApiKeySource) -> NodeKey | None:
+        if not self._allow_missing:
+            self._problems.add(where, message)
+            return None
+        self._problems.add(
+            where,
+            f"{message}: the node will run without a key (condition SaladCloudReachable=False,"
+            " reason APIKeyMissing) until it appears",
+            severity="warning",
+        )
+        return NodeKey(SecretStr(""), source, missing=missing_key_message(message, source))
+
+    def _warn_if_short(self, where: KeyPath, key: str, what: str) -> None:
+        if len(key) < MIN_MASKED_SECRET:
+            self._problems.add(
+                where,
+                f"the key in {what} is {len(key)} characters long: logs mask only keys of at"
+                f" least {MIN_MASKED_SECRET} (a shorter one would garble ordinary words), so"
+                " this one may appear in them. SaladCloud API keys are far longer: check it"
+                " is the right key",
+                severity="warning",
+            )
+
+
+def missing_key_message(problem: str, source: ApiKeySource) -> str:
+    """What a node without its key tells on its condition: what is missing and the fix."""
+    if source.kind == "env":
+        return (
+            f"no API key: {problem}; set it and restart salad-vk (environment variables are"
+            " read once). No SaladCloud call is made until then"
+        )
+    path = Path(source.location)
+    if path.parent.parent == CHART_KEYS_DIR:
+        where = f"create key {path.name!r} in Secret {path.parent.name!r} (the Helm chart mounts it"
+        where += " optional, so the pod runs without it)"
+    else:
+        where = "write the key into it"
+    return (
+        f"no API key: {problem}; {where}. The node picks it up without a restart and serves"
+        " within a minute; no SaladCloud call is made until then"
+    )
 
 
 class _BadKey:
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, empty: bool = False) -> None:
         self.reason = reason
+        self.empty = empty
 
 
 def _key_text(data: bytes) -> str | _BadKey:
@@ -296,7 +416,7 @@ def _key_text(data: bytes) -> str | _BadKey:
         return _BadKey("holds non-ASCII bytes: an API key is one line of ASCII text")
     key = text.strip()
     if not key:
-        return _BadKey("is empty")
+        return _BadKey("is empty", empty=True)
     if any(not char.isprintable() or char.isspace() for char in key):
         return _BadKey(
             "holds whitespace or control characters inside the key: an API key is one line"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -41,8 +42,13 @@ DEFAULT_CAPACITY: MappingProxyType[str, str] = MappingProxyType(
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_RATE_LIMIT_SHARE = 1.0
 
-_KEY_FIELDS = {"api_key", "api_key_source"}
-"""The key and where it was read from: not settings of the file, and never dumped."""
+MIN_MASKED_SECRET = 8
+"""Logs mask secrets of at least this many characters, as whole tokens. A shorter key
+would mask ordinary words (``salad-wrongkey``), so it is not masked: loading it warns."""
+
+_KEY_FIELDS = {"api_key", "api_key_source", "api_key_missing"}
+"""The key, where it was read from and why it is missing: not settings of the file,
+and never dumped."""
 
 
 class ApiKeySource(BaseModel):
@@ -61,6 +67,15 @@ class ApiKeySource(BaseModel):
         return f"{where}; {self.size} byte{'' if self.size == 1 else 's'}"
 
 
+@dataclass(frozen=True)
+class NodeKey:
+    """A node's key as loading found it: the key, or why there is none."""
+
+    api_key: SecretStr
+    source: ApiKeySource
+    missing: str | None = None
+
+
 class NodeConfig(BaseModel):
     """A virtual node's settings, final.
 
@@ -76,6 +91,9 @@ class NodeConfig(BaseModel):
     api_key: SecretStr
     api_key_source: ApiKeySource | None = None
     """``None`` when the key was given in code rather than read from a source."""
+    api_key_missing: str | None = None
+    """Why the node has no key (then ``api_key`` is empty): said on its condition
+    ``SaladCloudReachable`` (reason ``APIKeyMissing``) until the key appears."""
     salad_api_url: str = DEFAULT_SALAD_API_URL
     api_rate_limit: int = DEFAULT_API_RATE_LIMIT
     """Requests per minute allowed for this node's API key, shared by every node using it."""
@@ -114,6 +132,9 @@ class NodeConfig(BaseModel):
         """
         settings = self.model_dump(mode="json", exclude=_KEY_FIELDS)
         settings["api_key_digest"] = self.api_key_digest
+        if self.api_key_missing is not None:
+            # Where the missing key is expected is part of what the node says.
+            settings["api_key_missing"] = self.api_key_missing
         canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -131,6 +152,9 @@ class NodeConfig(BaseModel):
         """The file's names of the settings that differ between ``self`` and ``other``."""
         mine, theirs = self.file_settings(), other.file_settings()
         changed = [key for key, value in mine.items() if theirs[key] != value]
-        if self.api_key_digest != other.api_key_digest:
+        if (self.api_key_digest, self.api_key_missing) != (
+            other.api_key_digest,
+            other.api_key_missing,
+        ):
             changed.append("apiKey")
         return tuple(changed)

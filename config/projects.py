@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from .diff import ConfigDiff, diff_nodes
+from .errors import ConfigProblem
 from .node import NodeConfig
 
 
@@ -26,6 +27,8 @@ class ProjectsConfig(BaseModel):
     api_rate_limit: int
     nodes: tuple[NodeConfig, ...]
     source_hashes: dict[Path, str]
+    warnings: tuple[ConfigProblem, ...] = ()
+    """What loading found worth saying that does not stop the file being used."""
 
     def watched_paths(self) -> tuple[Path, ...]:
         """The config file first, then every key file (each once)."""
@@ -36,9 +39,12 @@ class ProjectsConfig(BaseModel):
         return {node.name: node for node in self.nodes}
 
     def key_groups(self) -> dict[str, tuple[NodeConfig, ...]]:
-        """Nodes grouped by API key digest: each group shares one rate-limit budget."""
+        """Nodes grouped by API key digest: each group shares one rate-limit budget.
+        Nodes without a key are in no group."""
         groups: dict[str, list[NodeConfig]] = {}
         for node in self.nodes:
+            if node.api_key_missing is not None:
+                continue
             groups.setdefault(node.api_key_digest, []).append(node)
         return {digest: tuple(nodes) for digest, nodes in groups.items()}
 

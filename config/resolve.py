@@ -10,15 +10,13 @@ pod, so it is an error).
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from .node import (
     DEFAULT_CAPACITY,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RATE_LIMIT_SHARE,
     PROVIDER_TAINT,
-    ApiKeySource,
     NodeConfig,
+    NodeKey,
 )
 from .schema import NodeDefaults, NodeEntry, ProjectsFile, Taint
 
@@ -41,9 +39,7 @@ def node_taints(defaults: NodeDefaults, entry: NodeEntry) -> tuple[Taint, ...]:
     return tuple(taints)
 
 
-def resolve_node(
-    projects: ProjectsFile, entry: NodeEntry, api_key: SecretStr, api_key_source: ApiKeySource
-) -> NodeConfig:
+def resolve_node(projects: ProjectsFile, entry: NodeEntry, key: NodeKey) -> NodeConfig:
     """One node's final settings from the file and its key."""
     defaults = projects.defaults
     poll_interval = entry.poll_interval or defaults.poll_interval or DEFAULT_POLL_INTERVAL
@@ -72,8 +68,9 @@ def resolve_node(
         name=entry.name,
         organization=entry.organization,
         project=entry.project,
-        api_key=api_key,
-        api_key_source=api_key_source,
+        api_key=key.api_key,
+        api_key_source=key.source,
+        api_key_missing=key.missing,
         salad_api_url=entry.salad_api_url or projects.salad_api_url,
         api_rate_limit=projects.api_rate_limit,
         rate_limit_share=share,

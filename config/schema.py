@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -293,7 +294,9 @@ class NodeDefaults(_FileModel):
 
     labels: dict[QualifiedName, LabelValue] | None = None
     taints: Taints | None = None
-    provider_taint: bool | None = None
+    # Strict: pydantic would read "off", "no", 0 or "false" as False and silently drop
+    # the provider taint; only YAML's own true and false are booleans here.
+    provider_taint: StrictBool | None = None
     capacity: Capacity | None = None
     rate_limit_share: RateLimitShare | None = None
     poll_interval: PollInterval | None = None

@@ -81,8 +81,9 @@ class ProcessSettings(BaseSettings):
     config: Path = Field(description="Path of the projects file.")
     kubeconfig: Path | None = Field(
         None,
-        description="Path of a kubeconfig file; when unset, the in-cluster service account"
-        " is used (KUBECONFIG is not consulted).",
+        description="Path of a kubeconfig file; when unset: KUBECONFIG (files separated by"
+        " ':', merged as kubectl does), else ~/.kube/config, else the in-cluster service"
+        " account.",
     )
     metrics_address: str = Field(
         "0.0.0.0:8080",
@@ -326,7 +327,7 @@ def _metavar(name: str, field: FieldInfo) -> str:
         return "{" + ",".join(member.value for member in field.annotation) + "}"
     if field.annotation is int:
         return "N"
-    return "PATH"
+    return "FILE"
 
 
 def _settings_problem(

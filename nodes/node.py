@@ -5,6 +5,11 @@ slow to heartbeat after a restart goes NotReady and gets its pods evicted; the p
 list comes next, and only then does the reconciler act. Every part runs in the
 node's own task group, so cancelling the node (shutdown, config change, a crash
 the supervisor restarts) stops all of it and nothing else.
+
+A node whose API key is missing (its Secret not created yet) still registers and
+heartbeats, so it stays Ready and its pods are not evicted; it reports
+``SaladCloudReachable=False`` with reason ``APIKeyMissing``, carries the unavailable
+taint, and neither watches pods nor calls SaladCloud until it is restarted with a key.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .kube import KubeClient
 from .lease import LeaseKeeper
 from .metrics import NodeMetrics
 from .node_cache import NodeCache
+from .node_object import SaladHealth
 from .node_reporter import NodeReporter
 from .pod_watch import PodWatch
 from .reconciler import Reconciler
@@ -28,6 +34,8 @@ from .saladcloud.client import SaladClient
 from .settings import NodeSettings
 
 log = logging.getLogger(__name__)
+
+KEY_MISSING_REASON = "APIKeyMissing"
 
 _REQUESTS_PER_POLL = 1.5
 """One list per poll, plus now and then an instance read for a readiness probe."""
@@ -39,10 +47,13 @@ class VirtualNode:
         settings: NodeSettings,
         *,
         kube_api: ApiClient,
-        salad: SaladClient,
+        salad: SaladClient | None,
         metrics: NodeMetrics | None = None,
         node_cache: NodeCache | None = None,
+        key_missing: str = "no API key",
     ) -> None:
+        """``salad`` is None for a node without an API key; ``key_missing`` then says
+        why, and what to do, on the node's condition."""
         self.settings = settings
         self._kube = KubeClient(kube_api, node=settings.name, metrics=metrics)
         self._salad = salad
@@ -68,21 +79,37 @@ class VirtualNode:
             on_change=lambda: self.reconciler.poke(),  # noqa: PLW0108 - built below
             resync_interval=settings.resync_interval,
         )
-        self.reconciler = Reconciler(
-            settings=settings,
-            kube=self._kube,
-            salad=salad,
-            pods=self.pods,
-            events=self.events,
-            reporter=self.reporter,
-            metrics=metrics,
-            poll_interval=self._poll_interval,
+        self._reconciler = (
+            None
+            if salad is None
+            else Reconciler(
+                settings=settings,
+                kube=self._kube,
+                salad=salad,
+                pods=self.pods,
+                events=self.events,
+                reporter=self.reporter,
+                metrics=metrics,
+                poll_interval=self._poll_interval,
+            )
         )
         self._extra = {"node": settings.name, "project": settings.project}
+        if salad is None:
+            self.reporter.set_health(SaladHealth(False, KEY_MISSING_REASON, key_missing))
+            if metrics is not None:
+                metrics.saladcloud_up.labels(node=settings.name).set(0)
+
+    @property
+    def reconciler(self) -> Reconciler:
+        if self._reconciler is None:
+            raise RuntimeError(f"node {self.settings.name} has no API key, so no reconciler")
+        return self._reconciler
 
     def _poll_interval(self) -> float:
         """The configured interval, stretched so polls use no more than this node's
         share of its API key's budget (more nodes on one key: each polls less often)."""
+        if self._salad is None:
+            return self.settings.poll_interval
         try:
             fair = self._salad.limiter.budget.poll_interval(
                 self.settings.name, requests_per_poll=_REQUESTS_PER_POLL
@@ -111,6 +138,11 @@ class VirtualNode:
                     parts.start_soon(self.node_cache.run)
                 await parts.start(self.lease.run)
                 await parts.start(self.reporter.run)
+                if self._salad is None:
+                    # Registered and heartbeating, tainted, saying why: nothing else to do
+                    # without a key (the supervisor restarts the node when one appears).
+                    task_status.started()
+                    return
                 await parts.start(self.pods.run)
                 log.info("node serving", extra=self._extra)
                 task_status.started()
@@ -118,4 +150,5 @@ class VirtualNode:
         finally:
             # Its share of the API key's budget goes with the node: a restart or a
             # removal must not leave a silent share that dilutes the others'.
-            self._salad.limiter.close()
+            if self._salad is not None:
+                self._salad.limiter.close()

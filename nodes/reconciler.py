@@ -83,6 +83,7 @@ from .saladcloud.errors import (
     SaladProtocolError,
     SaladRateLimited,
     SaladUnavailable,
+    project_not_found_message,
 )
 from .saladcloud.models import ContainerGroup, ContainerGroupPrototype, GpuClass
 from .settings import NodeSettings
@@ -126,7 +127,7 @@ def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealt
     missing group is normal, a missing project is not.
     """
     if listing and isinstance(error, SaladNotFound):
-        return SaladHealth(False, "ProjectNotFound", f"SaladCloud has no such project: {error}")
+        return SaladHealth(False, "ProjectNotFound", project_not_found_message(error))
     if listing and isinstance(error, SaladProtocolError):
         return SaladHealth(
             False, "APIResponseInvalid", f"SaladCloud's answer is unreadable: {error}"

@@ -31,6 +31,7 @@ from nodes.kube import KubeClient, KubeNotFound
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
 from nodes.settings import PROVIDER_TAINT
 
+from .errors import CliError
 from .logs import configure
 from .supervisor import running
 
@@ -53,15 +54,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--kubeconfig",
         type=Path,
+        metavar="FILE",
         help="use this cluster (it gets three nodes salad-demo-* and the namespace "
         f"{NAMESPACE} for the duration); default: start a local control plane from "
         "tests/controlplane (the first start builds it, which takes minutes)",
     )
-    parser.add_argument("--replicas", type=int, default=9, help="the scale-up target (9)")
+    parser.add_argument(
+        "--replicas", type=int, default=9, metavar="N", help="the scale-up target (9)"
+    )
     parser.add_argument(
         "--time-scale",
         type=float,
         default=60.0,
+        metavar="F",
         help="SaladCloud time per wall second (60: a minute of deployment per second)",
     )
     parser.set_defaults(handler=demo)
@@ -96,7 +101,14 @@ def _kubeconfig(given: Path | None, printer: _Printer) -> Iterator[Path]:
         ) from None
     printer.say("starting a local Kubernetes control plane (the first time builds it: minutes)")
     with tempfile.TemporaryDirectory(prefix="salad-vk-demo-") as folder:
-        plane = controlplane.up(Path(folder), die_with_parent=True)
+        try:
+            plane = controlplane.up(Path(folder), die_with_parent=True)
+        except (controlplane.BuildError, controlplane.ControlPlaneError) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CliError(
+                f"cannot start a local control plane: {first}; pass --kubeconfig FILE to"
+                " use a cluster instead"
+            ) from None
         try:
             printer.say(f"control plane ready at {plane.server}")
             yield Path(plane.kubeconfig)

@@ -1,5 +1,9 @@
 """``salad-vk run``: serve every node of a projects file until SIGTERM or SIGINT.
 
+Start-up checks what the user can fix before it touches anything: the settings, then
+the projects file (every problem at once), then where the cluster configuration comes
+from (one line naming the file and the fix). Only then is a Kubernetes client built.
+
 Shutdown stops taking work and stops renewing leases; SaladCloud mutations already
 sent get up to ``--shutdown-grace-seconds`` to finish, so their outcome is known.
 Nothing is deleted because the process stops: the next start adopts every group.
@@ -8,20 +12,25 @@ Nothing is deleted because the process stops: the next start adopts every group.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 import anyio
 
-from config import ConfigError, ProcessSettings
+from config import ConfigError, ProcessSettings, load_projects
 
 from . import __version__
+from .kubeconfig import KubeSource, api_client, resolve_kube_source
 from .logs import Redactor, configure
-from .supervisor import running
+from .supervisor import Supervisor, running
 
 log = logging.getLogger("supervisor")
+
+_WAITING_SAID_EVERY = 30.0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,53 +39,98 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="serve every node of a projects file",
         description="Run one virtual Kubernetes node per SaladCloud project listed in the "
         "projects file; the file is re-read when it changes. Every flag can also be set "
-        "by the environment variable shown with it.",
+        "by the environment variable shown with it. The cluster is the one of --kubeconfig, "
+        "else KUBECONFIG, else ~/.kube/config, else the pod's service account.",
     )
     ProcessSettings.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-async def serve(settings: ProcessSettings, redactor: Redactor) -> None:
+def kubeconfig_origin(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """Which of the flag and its variable named the kubeconfig, for messages."""
+    if getattr(args, "kubeconfig", None) is None and environ.get(
+        ProcessSettings.env_var("kubeconfig")
+    ):
+        return ProcessSettings.env_var("kubeconfig")
+    return "--kubeconfig"
+
+
+async def serve(settings: ProcessSettings, source: KubeSource, redactor: Redactor) -> None:
     """Run the supervisor until SIGTERM or SIGINT."""
     node_ip = os.environ.get("POD_IP", "127.0.0.1")
-    async with running(settings, redactor=redactor, node_ip=node_ip) as supervisor:
-        log.info(
-            "salad-vk %s serving %d nodes; metrics on port %s",
-            __version__,
-            len(supervisor.config.nodes if supervisor.config else ()),
-            supervisor.endpoints.port,
-        )
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for received in signals:
-                log.info("%s received: shutting down", signal.Signals(received).name)
-                break
+    kube_api = await api_client(source, settings.kube_max_connections)
+    log.info("salad-vk %s: Kubernetes API from %s", __version__, source.description)
+    try:
+        async with (
+            running(settings, kube_api=kube_api, redactor=redactor, node_ip=node_ip) as supervisor,
+            anyio.create_task_group() as group,
+        ):
+            group.start_soon(announce_when_registered, supervisor)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for received in signals:
+                    log.info("%s received: shutting down", signal.Signals(received).name)
+                    break
+            group.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await kube_api.close()
+
+
+async def announce_when_registered(supervisor: Supervisor) -> None:
+    """Say "serving N nodes" once every configured node is registered and serving, not
+    before; while some are not, say which, every 30 s."""
+    waited = 0.0
+    while True:
+        configured = supervisor.config.nodes if supervisor.config else ()
+        waiting = [
+            node.name
+            for node in configured
+            if node.name not in supervisor.slots or not supervisor.slots[node.name].serving.is_set()
+        ]
+        if not waiting:
+            log.info(
+                "salad-vk %s serving %d nodes; metrics on port %s",
+                __version__,
+                len(configured),
+                supervisor.endpoints.port,
+            )
+            return
+        if waited >= _WAITING_SAID_EVERY:
+            waited = 0.0
+            more = f" and {len(waiting) - 5} more" if waiting[5:] else ""
+            log.info(
+                "%d of %d nodes registered; waiting for %s",
+                len(configured) - len(waiting),
+                len(configured),
+                ", ".join(waiting[:5]) + more,
+            )
+        await anyio.sleep(0.5)
+        waited += 0.5
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings = ProcessSettings.from_namespace(args, os.environ)
     except ConfigError as error:
-        print(f"salad-vk: {error}", file=sys.stderr)
+        print(f"salad-vk run: {error}", file=sys.stderr)
         return 1
-    redactor = configure(settings.log_level, settings.log_format)
+    # The projects file before the cluster: its problems are the user's to fix, every
+    # one at once. A missing key is not one: that node runs without its key.
     try:
-        anyio.run(serve, settings, redactor)
-    except (ConfigError, BaseExceptionGroup) as error:
-        problems = _config_errors(error)
-        if not problems:
-            raise
-        for problem in problems:
-            log.error("cannot start:\n%s", problem)
+        load_projects(settings.config, os.environ, allow_missing_keys=True)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        count = len(error.errors)
+        print(
+            f"salad-vk run: {count} problem{'s' if count != 1 else ''} in {settings.config};"
+            " nothing started (salad-vk check-config FILE checks a file)",
+            file=sys.stderr,
+        )
         return 1
-    except KeyboardInterrupt:
-        pass
+    source = resolve_kube_source(
+        settings.kubeconfig, os.environ, flag_origin=kubeconfig_origin(args, os.environ)
+    )
+    redactor = configure(settings.log_level, settings.log_format)
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve, settings, source, redactor)
     return 0
-
-
-def _config_errors(error: BaseException) -> list[ConfigError]:
-    """The ConfigErrors in ``error``, however deep task groups wrapped them."""
-    if isinstance(error, ConfigError):
-        return [error]
-    if isinstance(error, BaseExceptionGroup):
-        return [found for inner in error.exceptions for found in _config_errors(inner)]
-    return []

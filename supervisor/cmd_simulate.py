@@ -21,6 +21,8 @@ from nodes.saladcloud.simulator import (
 )
 from nodes.saladcloud.simulator.options import DEFAULT_API_KEY, DEFAULT_LISTEN, DEFAULT_PROJECT
 
+from .cli_args import add_log_level
+
 _DESCRIPTION = """\
 Serve a simulated SaladCloud public API on this machine: container groups, instances,
 system logs, GPU classes, quotas and log entries under /api/public, with the spec's
@@ -159,12 +161,7 @@ def register(commands: Any) -> None:
         help="send a Retry-After header with 429 answers (the real API documents none; "
         "default off)",
     )
-    add(
-        "--log-level",
-        default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level of the simulator's own messages (default INFO)",
-    )
+    add_log_level(parser)
     parser.set_defaults(handler=run)
 
 
@@ -193,7 +190,7 @@ def _announce(simulator: Simulator) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         options = load_options(args.config, _overrides(args))

@@ -9,6 +9,7 @@ condition under which the Helm chart's Service and rollouts should count us read
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 
@@ -19,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from config import parse_listen_address
 
+from .errors import CliError
 from .metrics import ProcessMetrics
 
 _TICK = 0.25
@@ -91,7 +93,14 @@ class Endpoints:
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                why = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise CliError(
+                    f"cannot listen on {address} (--metrics-address) for /metrics, /healthz and"
+                    f" /readyz: {why}: choose another HOST:PORT"
+                ) from None
             sockets = getattr(site._server, "sockets", None) or []
             self.port = int(sockets[0].getsockname()[1]) if sockets else port
             task_status.started(self.port)

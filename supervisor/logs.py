@@ -7,7 +7,10 @@ inherit their parent's context, so no call site has to remember. Lines that pass
 
 Secrets are scrubbed at the last moment, in the formatter, from the finished text:
 whatever a library put in an exception message or a URL, an API key registered with
-``Redactor.add`` comes out as ``***``.
+``Redactor.add`` comes out as ``***``. Only whole tokens are replaced, and only secrets
+of at least ``MIN_MASKED_SECRET`` characters: a key ``wrongkey`` must not turn the node
+name ``salad-wrongkey`` into ``salad-***`` in every line (the projects file warns
+about a key that short; SaladCloud's are far longer).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+
+from config.node import MIN_MASKED_SECRET
 
 LogFormat = Literal["text", "json"]
 
@@ -28,8 +34,8 @@ _node: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "salad_vk_node", default=None
 )
 _MASK = "***"
-_MIN_SECRET = 6
-"""Shorter strings are not masked: replacing every "abc" in the logs helps no one."""
+_WORD_CHAR = r"[A-Za-z0-9_\-]"
+"""Characters that continue a token: a secret next to one is part of a longer word."""
 
 
 @contextlib.contextmanager
@@ -47,20 +53,40 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._too_short: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, secret: str) -> None:
-        if len(secret) >= _MIN_SECRET:
-            with self._lock:
-                self._secrets.add(secret)
+    def add(self, secret: str, *, owner: str = "") -> None:
+        """Mask ``secret`` from now on, if it is long enough to be told from a word; a
+        shorter one is said once (naming ``owner``, never the secret)."""
+        if not secret:
+            return
+        if len(secret) < MIN_MASKED_SECRET:
+            if secret not in self._too_short:
+                self._too_short.add(secret)
+                logging.getLogger(__name__).warning(
+                    "the API key of %s is %d characters long, shorter than %d: it is not"
+                    " masked in logs (SaladCloud keys are far longer; check it is the right"
+                    " key)",
+                    owner or "a node",
+                    len(secret),
+                    MIN_MASKED_SECRET,
+                )
+            return
+        with self._lock:
+            if secret in self._secrets:
+                return
+            self._secrets.add(secret)
+            # Longest first, so a secret that contains another is masked whole.
+            alternatives = "|".join(
+                re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)
+            )
+            self._pattern = re.compile(f"(?<!{_WORD_CHAR})(?:{alternatives})(?!{_WORD_CHAR})")
 
     def scrub(self, text: str) -> str:
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, _MASK)
-        return text
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(_MASK, text)
 
 
 class _NodeFields(logging.Filter):

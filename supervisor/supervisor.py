@@ -26,8 +26,6 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.api_client import ApiClient
 from prometheus_client import CollectorRegistry
 
@@ -49,8 +47,10 @@ from nodes.saladcloud.ratelimit import KeyBudgets
 from nodes.settings import NodeSettings, default_identity
 
 from . import __version__
+from .api_server import wait_for_api_server
 from .decommission import decommission
 from .endpoints import Endpoints, LoopLag
+from .kubeconfig import api_client, resolve_kube_source
 from .logs import Redactor
 from .metrics import ProcessMetrics
 from .slot import NodeSlot, Runnable
@@ -153,6 +153,16 @@ class Supervisor:
     def build_default_node(self, node: NodeConfig) -> Runnable:
         """A virtual node for ``node`` on the shared pools, with its key budget share."""
         shared = self.shared
+        if node.api_key_missing is not None:
+            # Serves its Node (tainted, saying why) and makes no SaladCloud call; the key
+            # file's appearance changes the node's fingerprint, which restarts it.
+            return VirtualNode(
+                self.node_settings(node),
+                kube_api=shared.kube_api,
+                salad=None,
+                metrics=shared.node_metrics,
+                key_missing=node.api_key_missing,
+            )
         budget = shared.budgets.budget_for(node.api_key, node.salad_api_url, node.api_rate_limit)
         limiter = budget.share(node.name, node.rate_limit_share)
         salad = SaladClient(
@@ -178,13 +188,16 @@ class Supervisor:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Load the config (an invalid one at start-up is fatal), serve every node, and
         follow the file until cancelled."""
-        config = load_projects(self.settings.config, self._environ)
-        self._cluster = await read_cluster_facts(self._kube)
+        config = load_projects(self.settings.config, self._environ, allow_missing_keys=True)
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.lag.run)
             group.start_soon(self.node_cache.run)
             await group.start(self.endpoints.serve, self.settings.metrics_address)
+            # Said once for the process, not by every node registering in vain.
+            server = self.shared.kube_api.configuration.host or "(no host)"
+            await wait_for_api_server(self._kube, server)
+            self._cluster = await read_cluster_facts(self._kube)
             self._apply(config)
             group.start_soon(self._follow_config)
             task_status.started()
@@ -209,7 +222,7 @@ class Supervisor:
         old = self.config
         self.config = new
         for node in new.nodes:
-            self.shared.redactor.add(node.api_key.get_secret_value())
+            self.shared.redactor.add(node.api_key.get_secret_value(), owner=node.name)
         self.metrics.nodes_configured.set(len(new.nodes))
         if old is None:
             for node in new.nodes:
@@ -315,7 +328,7 @@ class Supervisor:
         if now == seen and not retry:
             return seen, failed_at
         try:
-            new = load_projects(path, self._environ)
+            new = load_projects(path, self._environ, allow_missing_keys=True)
         except ConfigError as error:
             if now != seen:
                 self.metrics.config_reloads.labels(result="invalid").inc()
@@ -326,20 +339,13 @@ class Supervisor:
         return dict(new.source_hashes), None
 
 
-async def kube_api_client(settings: ProcessSettings) -> ApiClient:
-    """The one Kubernetes client of the process: the kubeconfig given, else in-cluster."""
-    configuration = Configuration()
-    if settings.kubeconfig is not None:
-        await kube_config.load_kube_config(
-            config_file=str(settings.kubeconfig), client_configuration=configuration
-        )
-    else:
-        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
-    configuration.connection_pool_maxsize = settings.kube_max_connections
-    return ApiClient(configuration=configuration)
+async def kube_api_client(
+    settings: ProcessSettings, environ: Mapping[str, str] = os.environ
+) -> ApiClient:
+    """The one Kubernetes client of the process: ``--kubeconfig``, else ``KUBECONFIG``,
+    else ``~/.kube/config``, else in-cluster (see ``supervisor.kubeconfig``)."""
+    source = resolve_kube_source(settings.kubeconfig, environ)
+    return await api_client(source, settings.kube_max_connections)
 
 
 @contextlib.asynccontextmanager
@@ -356,7 +362,7 @@ async def running(
     stop and the pools close. ``options`` go to ``Supervisor``."""
     async with contextlib.AsyncExitStack() as pools:
         if kube_api is None:
-            kube_api = await kube_api_client(settings)
+            kube_api = await kube_api_client(settings, environ)
             pools.push_async_callback(kube_api.close)
         http = await pools.enter_async_context(
             httpx.AsyncClient(limits=settings.http_limits(), timeout=settings.http_timeout())

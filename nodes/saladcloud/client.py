@@ -282,13 +282,17 @@ class SaladClient:
             self._count(call, type(exc).__name__, started)
             unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             error = SaladUnavailable(
-                call.operation, detail=f"{type(exc).__name__}: no answer within the timeout"
+                call.operation,
+                detail=f"{type(exc).__name__}: no answer within the timeout",
+                url=self._base_url + call.path,
             )
             return _Attempt(error, "timeout", reached_server=not unsent)
         except httpx.TransportError as exc:
             self._count(call, type(exc).__name__, started)
             error = SaladUnavailable(
-                call.operation, detail=self._clean(f"{type(exc).__name__}: {exc}")
+                call.operation,
+                detail=self._clean(f"{type(exc).__name__}: {exc}"),
+                url=self._base_url + call.path,
             )
             return _Attempt(
                 error, "connection", reached_server=not isinstance(exc, httpx.ConnectError)
@@ -321,7 +325,7 @@ class SaladClient:
         if status >= 500 or status == 408:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             reason = "server_error" if status >= 500 else "timeout"
-            error = SaladUnavailable(call.operation, **fields)
+            error = SaladUnavailable(call.operation, url=self._base_url + call.path, **fields)
             return _Attempt(error, reason, retry_after, reached_server=True)
         if status == 400 and _is_name_conflict(problem_type):
             return _Attempt(
@@ -333,6 +337,10 @@ class SaladClient:
         elif status in (401, 403):
             error_class = SaladAuthError
         elif status == 404:
+            if call.operation == "list_container_groups":
+                # A missing project is what to check, and the URL shows it: a base URL
+                # without /api/public finds nothing. (A missing group is normal.)
+                fields["url"] = self._base_url + call.path
             error_class = SaladNotFound
         elif 400 <= status < 500:
             error_class = SaladError

@@ -23,8 +23,11 @@ class SaladError(Exception):
         problem_type: str | None = None,
         title: str | None = None,
         detail: str | None = None,
+        url: str | None = None,
     ) -> None:
         self.operation = operation
+        self.url = url
+        """The URL that failed, for errors where it is what to check (no answer, 404)."""
         self.status = status
         self.problem_type = problem_type
         self.title = title
@@ -39,7 +42,7 @@ class SaladError(Exception):
         return 400 <= self.status < 500 and self.status not in _TRANSIENT_STATUSES
 
     def _message(self) -> str:
-        parts = [self.operation]
+        parts = [self.operation if self.url is None else f"{self.operation} {self.url}"]
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.problem_type and self.problem_type != "about:blank":
@@ -97,11 +100,12 @@ class SaladNameConflict(SaladBadRequest):
         problem_type: str | None = None,
         title: str | None = None,
         detail: str | None = None,
+        url: str | None = None,
         after_retry: bool = False,
     ) -> None:
         self.after_retry = after_retry
         super().__init__(
-            operation, status=status, problem_type=problem_type, title=title, detail=detail
+            operation, status=status, problem_type=problem_type, title=title, detail=detail, url=url
         )
 
     def _message(self) -> str:
@@ -117,3 +121,21 @@ class SaladProtocolError(SaladError):
     @property
     def permanent(self) -> bool:
         return False
+
+
+API_PATH = "/api/public"
+"""Where SaladCloud's public API lives under its host; a base URL without it finds nothing."""
+
+
+def project_not_found_message(error: SaladError) -> str:
+    """What a 404 on the project's list tells the user, and what to check."""
+    if error.url is not None and f"{API_PATH}/" not in error.url:
+        return (
+            f"SaladCloud answered 404 for the project's container groups ({error}): the API"
+            f" base URL may lack {API_PATH} (saladApiUrl; the default is"
+            f" https://api.salad.com{API_PATH})"
+        )
+    return (
+        f"SaladCloud has no such project ({error}): check organization and project in the"
+        " projects file, and that the API key belongs to that organization"
+    )

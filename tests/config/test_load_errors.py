@@ -128,6 +128,27 @@ CASES = {
         "nodes[0].apiKeyEnv",
         "must be the NAME of an environment variable",
     ),
+    "providerTaint: off, which YAML 1.1 reads as false": Case(
+        NODE + "    providerTaint: off\n",
+        6,
+        "nodes[0].providerTaint",
+        "must be true or false, unquoted",
+    ),
+    "providerTaint: no": Case(
+        NODE + "    providerTaint: no\n", 6, "nodes[0].providerTaint", "must be true or false"
+    ),
+    "providerTaint: 0": Case(
+        NODE + "    providerTaint: 0\n", 6, "nodes[0].providerTaint", "must be true or false"
+    ),
+    "providerTaint quoted true": Case(
+        NODE + '    providerTaint: "true"\n', 6, "nodes[0].providerTaint", "must be true or false"
+    ),
+    "providerTaint: yes in defaults": Case(
+        "defaults:\n  providerTaint: yes\n" + NODE,
+        2,
+        "defaults.providerTaint",
+        "must be true or false",
+    ),
     "bad quantity": Case(
         NODE + "    capacity: {memory: 4TB}\n",
         6,
@@ -388,6 +409,29 @@ def test_problems_are_collected_in_one_pass_and_listed_by_line(config_dir: Confi
         (15, "nodes[2].apiKeyEnv"),
     ]
     assert str(raised.value).count("\n") == 5  # one line per problem
+
+
+def test_a_missing_key_file_and_a_bad_value_of_the_same_node_come_out_together(
+    config_dir: ConfigDir,
+) -> None:
+    path = config_dir.write(
+        """
+        nodes:
+          - name: a
+            organization: acme
+            project: team-a
+            apiKeyFile: keys/missing
+            pollInterval: 0
+        """
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_projects(path, {})
+
+    assert [(p.line, p.key_path) for p in raised.value.problems] == [
+        (5, "nodes[0].apiKeyFile"),
+        (6, "nodes[0].pollInterval"),
+    ]
 
 
 def test_a_missing_projects_file_is_one_problem(tmp_path: Path) -> None:

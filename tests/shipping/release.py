@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,9 +124,12 @@ def mounted_projects_file(objects: list[Manifest], keys_root: Path) -> str:
     return projects_file(objects).replace(KEYS_DIR + "/", f"{keys_root}/")
 
 
-def lay_out_keys(values: Mapping[str, Any], root: Path) -> None:
-    """Each node's key file, where the chart's Secret volume puts it."""
+def lay_out_keys(values: Mapping[str, Any], root: Path, missing: Collection[str] = ()) -> None:
+    """Each node's key file, where the chart's Secret volume puts it; none for the nodes
+    named in ``missing`` (their Secret, mounted optional, does not exist yet)."""
     for entry in values["nodes"]:
+        if entry["name"] in missing:
+            continue
         secret = entry["apiKeySecret"]
         path = root / secret["name"] / secret["key"]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +230,8 @@ async def running_release(
     namespace: str,
     values: dict[str, Any],
     work: Path,
+    *,
+    missing_keys: Collection[str] = (),
 ) -> AsyncIterator[Release]:
     admin = KubeClient(kube_api, node="test")
     name = f"r{uuid.uuid4().hex[:6]}"
@@ -254,7 +259,7 @@ async def running_release(
             await wait_for_policies(admin, as_sa, namespace, objects)
             config = ConfigMapDir(work / "config")
             keys_root = work / "keys"
-            lay_out_keys(values, keys_root)
+            lay_out_keys(values, keys_root, missing_keys)
             config.write(mounted_projects_file(objects, keys_root))
             async with running_supervisor(
                 as_sa_api, config.path, managed_by=managed_by(objects)

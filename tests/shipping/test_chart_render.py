@@ -179,8 +179,8 @@ def test_with_no_nodes_the_projects_file_is_valid_and_empty(tmp_path: Path) -> N
     assert load_projects(path, {}).nodes == ()
 
 
-def test_a_node_whose_secret_is_not_mounted_is_refused_by_the_process(tmp_path: Path) -> None:
-    # What happens if the pod ran with a projects file naming a Secret it did not mount.
+def test_a_node_whose_secret_is_not_mounted_is_an_error_for_check_config(tmp_path: Path) -> None:
+    # The process runs such a node without a key (test_chart_uninstall.py); a check says so.
     path = tmp_path / "projects.yaml"
     path.write_text(mounted_projects_file(render(VALUE_SETS["one node"]), tmp_path))
     with pytest.raises(ConfigError, match="does not exist"):

@@ -61,3 +61,34 @@ def test_json_lines_are_scrubbed_too() -> None:
     logging.getLogger("x").info("key=%s", KEY, extra={"detail": KEY})
     assert KEY not in stream.getvalue()
     assert json.loads(stream.getvalue())["detail"] == "***"
+
+
+def test_only_whole_tokens_are_masked_so_a_key_inside_a_node_name_leaves_the_name_alone() -> None:
+    stream, redactor = _capture("text")
+    redactor.add("wrongkey")
+    log = logging.getLogger("x")
+    log.warning("node salad-wrongkey refused its key wrongkey")
+    log.warning('header {"Salad-Api-Key": "wrongkey"} url ?key=wrongkey&x=1 wrongkey_2')
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("node salad-wrongkey refused its key ***")
+    assert second.endswith('header {"Salad-Api-Key": "***"} url ?key=***&x=1 wrongkey_2')
+
+
+def test_a_longer_secret_that_contains_a_shorter_one_is_masked_whole() -> None:
+    stream, redactor = _capture("text")
+    redactor.add("abcdefgh")
+    redactor.add("abcdefgh.ijklmnop")
+    logging.getLogger("x").warning("got abcdefgh.ijklmnop and abcdefgh")
+    assert stream.getvalue().rstrip().endswith("got *** and ***")
+
+
+def test_a_key_shorter_than_8_is_not_masked_and_said_once_without_the_key() -> None:
+    stream, redactor = _capture("text")
+    redactor.add("shortk", owner="salad-a")
+    redactor.add("shortk", owner="salad-a")
+    logging.getLogger("x").info("node salad-shortk up")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "the API key of salad-a is 6 characters long, shorter than 8" in lines[0]
+    assert "shortk" not in lines[0].replace("salad-shortk", "")
+    assert lines[1].endswith("node salad-shortk up")
