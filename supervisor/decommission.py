@@ -31,8 +31,19 @@ _POLL = 2.0
 
 
 async def _pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
+    """The pods a drain waits for: all of the node's but DaemonSet pods, which, as with
+    ``kubectl drain --ignore-daemonsets``, their controller would only recreate."""
     page = await kube.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={node}"})
-    return list(page.get("items") or [])
+    return [pod for pod in page.get("items") or [] if not _daemon_pod(pod)]
+
+
+def _daemon_pod(pod: dict[str, object]) -> bool:
+    meta = pod.get("metadata")
+    owners = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    return any(
+        isinstance(owner, dict) and owner.get("kind") == "DaemonSet" and owner.get("controller")
+        for owner in owners or []
+    )
 
 
 async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:

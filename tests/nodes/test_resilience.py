@@ -235,3 +235,33 @@ async def test_the_lease_is_owned_by_the_node_and_others_conditions_survive_our_
             return kinds.get("SaladCloudReachable") == "False" and "example.com/GPUDriver" in kinds
 
         await eventually(written_and_kept, 20, "our condition written, theirs kept")
+
+
+async def test_a_slow_create_is_waited_for_not_abandoned_and_sent_again(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    """``mutation_grace`` bounds a mutation only once the node stops: a create that
+    takes longer (SaladCloud slow, or a long wait for a rate-limit token) is one create."""
+    project = unique_project()
+    settings = node_settings(project, mutation_grace=0.5)
+    async with simulator(project) as sim, running_node(kube_api, sim, settings) as node:
+        sim.set_faults(latency=2.0)
+        await node.kube.post(
+            f"/api/v1/namespaces/{namespace}/pods",
+            {
+                "metadata": {"name": "slow"},
+                "spec": {
+                    "nodeName": node.name,
+                    "tolerations": [TOLERATION],
+                    "containers": [{"name": "main", "image": "nginx", "command": ["nginx"]}],
+                },
+            },
+        )
+
+        async def running() -> bool:
+            found = await node.kube.get(f"/api/v1/namespaces/{namespace}/pods/slow")
+            return phase(found) == "Running"
+
+        await eventually(running, 60, "the pod Running")
+        posts = [r for r in sim.requests() if r.method == "POST" and r.path.endswith("/containers")]
+        assert len(posts) == 1, "one create, not one per grace period"

@@ -27,7 +27,9 @@ class FlakyKube:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
-        self._pods = [{"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}}]
+        self._pods: list[dict[str, Any]] = [
+            {"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}}
+        ]
         self._failed = False
 
     async def patch(self, path: str, body: Any, kind: str = "strategic") -> dict[str, Any]:
@@ -44,7 +46,8 @@ class FlakyKube:
     async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
         self.calls.append(("DELETE", path))
         if "/pods/" in path:
-            self._pods = []
+            name = path.rsplit("/", 1)[-1]
+            self._pods = [p for p in self._pods if p["metadata"]["name"] != name]
             return {}
         raise KubeNotFound(404, "NotFound", "gone", "DELETE", path)
 
@@ -64,6 +67,30 @@ async def test_a_transient_error_during_a_drain_is_retried_and_the_node_still_re
         "DELETE",
         "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n",
     ) in kube.calls
+
+
+async def test_a_drain_leaves_daemonset_pods_to_their_controller_as_kubectl_drain_does() -> None:
+    kube = FlakyKube()
+    kube._failed = True
+    daemon = {
+        "metadata": {
+            "name": "agent-x1",
+            "namespace": "ns",
+            "uid": "u2",
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "controller": True}
+            ],
+        }
+    }
+    kube._pods = [*kube._pods, daemon]
+
+    async def stop() -> None:
+        pass
+
+    await decommission(kube, "n", DecommissionPolicy.DRAIN, stop, 30.0)  # type: ignore[arg-type]
+    assert ("DELETE", "/api/v1/namespaces/ns/pods/p") in kube.calls
+    assert ("DELETE", "/api/v1/namespaces/ns/pods/agent-x1") not in kube.calls
+    assert ("DELETE", "/api/v1/nodes/n") in kube.calls
 
 
 async def test_a_removal_taken_back_mid_drain_keeps_the_node_and_lifts_the_cordon(
