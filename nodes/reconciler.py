@@ -72,8 +72,8 @@ from .pod_decisions import (
     resource_version,
     status_action,
 )
+from .pod_translation import PodTranslator
 from .pod_watch import PodWatch
-from .references import ReferenceReader, StoredObject
 from .saladcloud.client import SaladClient
 from .saladcloud.errors import (
     SaladAuthError,
@@ -85,22 +85,17 @@ from .saladcloud.errors import (
     SaladUnavailable,
     project_not_found_message,
 )
-from .saladcloud.models import ContainerGroup, ContainerGroupPrototype, GpuClass
+from .saladcloud.models import ContainerGroup
 from .settings import NodeSettings
-from .tenancy import tenancy_refusal
 from .translate import (
     Refusal,
-    TranslationContext,
-    container_group_for_pod,
     container_group_name,
     failed_status,
     pending_status,
-    required_objects,
     terminated_status,
     uid_suffix,
 )
-from .translate.references import forbidden_source, invalid_reference
-from .translate.sensitive import scrub, sensitive_values
+from .translate.sensitive import scrub
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +107,6 @@ LIST_CAP = 100
 INSTANCE_READS_PER_PASS = 5
 """Instance reads one pass may start: a node with a hundred unready pods reads a few
 at a time (at the key's lowest priority) instead of queueing a hundred."""
-_GPU_CLASSES_TTL = 600.0
 _MAX_BACKOFF = 300.0
 _MAX_WAITING_BACKOFF = 30.0
 """A pod waiting for a Secret or ConfigMap is tried again at least this often, as the
@@ -173,7 +167,7 @@ class Reconciler:
         self._reporter = reporter
         self._metrics = metrics
         self._poll_interval = poll_interval or (lambda: settings.poll_interval)
-        self._references = ReferenceReader(kube)
+        self._translator = PodTranslator(settings, kube, salad)
         self._tracked: dict[str, PodTrack] = {}
         self._listing: Listing | None = None
         self._next_list = 0.0
@@ -186,7 +180,6 @@ class Reconciler:
         self._stopping = False
         self.owed = OwedDeletions()
         self._debts_changed = anyio.Event()
-        self._gpu_classes: tuple[float, list[GpuClass]] | None = None
         self._collector_checked: dict[str, float] = {}
         self._first_seen: dict[str, float] = {}
         """Monotonic time each listed group was first seen by this run of the node."""
@@ -510,86 +503,8 @@ class Reconciler:
         log.info("deleted container group %s (%s)", track.group, why, extra=self._extra)
         self._list_soon()
 
-    # --- creating ----------------------------------------------------------------------
-
-    async def _admit(self, pod: JSON) -> Refusal | None:
-        """Whether the pod may use this node, and names only names: judged before
-        anything is read for it (its Secrets, its namespace's) and before SaladCloud."""
-        settings = self._settings
-        labels = None
-        if settings.namespace_selector is not None:
-            namespace = str((pod.get("metadata") or {}).get("namespace"))
-            labels = await self._references.namespace_labels(namespace)
-        refusal = tenancy_refusal(
-            pod,
-            node=settings.name,
-            allowed_namespaces=settings.allowed_namespaces,
-            namespace_selector=settings.namespace_selector,
-            namespace_labels=labels,
-            taints=settings.taints,
-        )
-        return refusal or invalid_reference(pod)
-
-    async def _sources(self, pod: JSON) -> tuple[dict[str, StoredObject], dict[str, StoredObject]]:
-        """The Secrets and ConfigMaps the pod names, as they are now."""
-        namespace = str((pod.get("metadata") or {}).get("namespace"))
-        needed = required_objects(pod)
-        secrets = await self._references.read("secrets", namespace, needed.secret_names)
-        config_maps = await self._references.read("configmaps", namespace, needed.config_map_names)
-        return secrets, config_maps
-
-    async def _context(
-        self,
-        pod: JSON,
-        secrets: Mapping[str, StoredObject],
-        config_maps: Mapping[str, StoredObject],
-    ) -> TranslationContext:
-        return TranslationContext(
-            node_name=self._settings.name,
-            node_ip=self._settings.node_ip,
-            organization=self._settings.organization,
-            project=self._settings.project,
-            secrets={name: stored.data for name, stored in secrets.items()},
-            config_maps={name: stored.data for name, stored in config_maps.items()},
-            gpu_classes=await self._gpu_class_list(pod),
-            default_country_codes=self._settings.default_country_codes,
-            default_gpu_classes=self._settings.default_gpu_classes,
-            default_priority=self._settings.default_priority,
-            kubernetes_version=self._settings.cluster.version,
-        )
-
-    async def _gpu_class_list(self, pod: JSON) -> list[GpuClass]:
-        wants = bool(self._settings.default_gpu_classes) or any(
-            k.startswith("salad.com/gpu")
-            for k in ((pod.get("metadata") or {}).get("annotations") or {})
-        )
-        if not wants:
-            return []
-        now = time.monotonic()
-        if self._gpu_classes is None or now - self._gpu_classes[0] > _GPU_CLASSES_TTL:
-            self._gpu_classes = (now, await self._salad.list_gpu_classes())
-        return self._gpu_classes[1]
-
-    async def _translate(
-        self, pod: JSON
-    ) -> tuple[ContainerGroupPrototype | Refusal, frozenset[str]]:
-        """The create body for ``pod`` (or why not), with the values to keep out of
-        what SaladCloud may say back about it."""
-        refusal = await self._admit(pod)
-        if refusal is not None:
-            return refusal, frozenset()
-        secrets, config_maps = await self._sources(pod)
-        refusal = forbidden_source(pod, {name: s.type for name, s in secrets.items()})
-        if refusal is not None:
-            return refusal, frozenset()
-        context = await self._context(pod, secrets, config_maps)
-        body = container_group_for_pod(pod, context)
-        if isinstance(body, Refusal):
-            return body, frozenset()
-        return body, sensitive_values(context.secrets, body)
-
     async def _create(self, pod: JSON, track: PodTrack) -> None:
-        body, sensitive = await self._translate(pod)
+        body, sensitive = await self._translator.translate(pod)
         if isinstance(body, Refusal):
             await self._refused(pod, track, body)
             return

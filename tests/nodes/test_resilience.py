@@ -151,7 +151,7 @@ async def test_a_failing_call_for_one_pod_backs_off_instead_of_spinning(
             calls.append(anyio.current_time())
             raise KubeError(403, "Forbidden", "secrets is forbidden", "GET", "/api/v1/...")
 
-        node.node.reconciler._references.read = forbidden  # type: ignore[method-assign,assignment]
+        node.node.reconciler._translator._references.read = forbidden  # type: ignore[method-assign,assignment]
         name = f"needs-secret-{uuid.uuid4().hex[:4]}"
         await node.kube.post(
             f"/api/v1/namespaces/{namespace}/pods",
