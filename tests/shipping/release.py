@@ -175,7 +175,12 @@ async def wait_for_policies(
     it is created. Each probe is a dry-run request the policy refuses and nothing else
     does, repeated until it is refused.
     """
-    policies = {o["metadata"]["name"] for o in of_kind(objects, "ValidatingAdmissionPolicy")}
+    # A binding that only warns or audits refuses nothing: there is nothing to wait for.
+    policies = {
+        o["spec"]["policyName"]
+        for o in of_kind(objects, "ValidatingAdmissionPolicyBinding")
+        if "Deny" in o["spec"].get("validationActions", ["Deny"])
+    }
     if any(name.endswith("-writes") for name in policies):
 
         async def writes_enforced() -> bool:

@@ -19,6 +19,7 @@ from nodes.saladcloud.models import PRIORITIES
 from nodes.translate import Refusal, container_group_for_pod
 from nodes.translate.annotations import _LOAD_BALANCERS, _NETWORKING, KNOWN_ANNOTATIONS
 from nodes.translate.logging_providers import _PROVIDERS, LOGGING_SECRET
+from nodes.translate.references import invalid_reference
 from nodes.translate.spec_bounds import LOGGING_VALUE_MAX, NETWORK_TIMEOUT_MAX
 from tests.manifests import TOLERATION
 from tests.nodes.harness import eventually
@@ -112,7 +113,8 @@ async def node_verdict(admin: KubeClient, manifest: dict[str, Any]) -> Refusal |
     unbound["spec"].pop("nodeName", None)
     stored = await create(admin, unbound, dry_run=True)  # the policy does not apply
     stored["metadata"].setdefault("uid", str(uuid.uuid4()))
-    result = container_group_for_pod(stored, make_context())
+    # The node checks that references are names before it reads or translates anything.
+    result = invalid_reference(stored) or container_group_for_pod(stored, make_context())
     return result if isinstance(result, Refusal) else None
 
 
@@ -382,6 +384,28 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], dict[str, Any], str]] =
         "spec.containers[0].ports[1].hostPort",
     ),
     "host network": ({}, {}, {"hostNetwork": True}, "spec.hostNetwork"),
+    "a pull Secret named by a path": (
+        {},
+        {},
+        {"imagePullSecrets": [{"name": "ok"}, {"name": "../../team-a/secrets/regcred"}]},
+        "spec.imagePullSecrets[1].name",
+    ),
+    "a logging Secret named by a path, before any annotation problem": (
+        {
+            **logging("http", host="evil.example.com", port="443"),
+            "salad.com/logging-secret": "..%2F..%2Fteam-a%2Fsecrets%2Flogs",
+            "salad.com/country-code": "us",
+        },
+        {},
+        {},
+        "metadata.annotations['salad.com/logging-secret']",
+    ),
+    "a pull Secret name with a query": (
+        {},
+        {},
+        {"imagePullSecrets": [{"name": "regcred?namespace=team-a"}]},
+        "spec.imagePullSecrets[0].name",
+    ),
     "the host's PID namespace": ({}, {}, {"hostPID": True}, "spec.hostPID"),
     "a typo and two containers: the annotation first, as the node reads": (
         {"salad.com/country-code": "us"},

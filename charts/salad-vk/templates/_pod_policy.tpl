@@ -12,6 +12,17 @@ newline, carriage return and tab escaped. */}}
 {{- printf `(%s.contains("'") && !%s.contains('"') ? '"' + %s + '"' : "'" + %s.replace("'", "\\'") + "'")` $e $e $escaped $escaped -}}
 {{- end -}}
 
+{{/* Whether the string expression is a DNS-1123 subdomain (an object name). */}}
+{{- define "salad-vk.cel.isSubdomain" -}}
+{{- printf `(%s.size() <= 253 && %s.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))` . . -}}
+{{- end -}}
+
+{{/* The node's words for a Secret name that is not a name (nodes/translate/references.py). */}}
+{{- define "salad-vk.cel.notSubdomain" -}}
+{{- $repr := include "salad-vk.cel.repr" . -}}
+{{- printf `(%s.size() > 253 ? %s + " is longer than 253 characters" : %s + " is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit") + "; a Secret is named, never addressed by a path"` . $repr $repr -}}
+{{- end -}}
+
 {{/* The field path the node names for annotation NAME. */}}
 {{- define "salad-vk.cel.annotationField" -}}
 {{- printf `"metadata.annotations['%s']: "` . -}}
