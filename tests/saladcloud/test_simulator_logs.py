@@ -125,6 +125,7 @@ async def test_lines_written_through_the_control_are_the_running_containers() ->
         c.sim.write_log(
             ORG, PROJECT, "pod-1", ["hello", '{"msg": "hi", "severity": "error"}'], lag=0
         )
+        wall.now += 0.01  # they are written a millisecond apart
         late = c.sim.write_log(ORG, PROJECT, "pod-1", ["late"], lag=3.0)
         before = await entries(c, GROUP, sort_order="asc")
         wall.now += 3.0

@@ -117,13 +117,19 @@ class ContainerOutput:
         *,
         lag: float | None = None,
     ) -> list[EmittedLine]:
-        """Lines written now by the group's running container (or by the group, if no
-        instance runs); ``lag`` fixes their receive delay instead of drawing it."""
+        """Lines written from now on, a millisecond apart, by the group's running container
+        (or by the group, if no instance runs); ``lag`` fixes their receive delay instead
+        of drawing it."""
         output = self._of(group)
         running = next((i for i in group.instances if i.state == "running"), None)
         labels = instance_labels(group, running.id if running else None)
-        when = (clock, wall_now)
-        return [self._append(group, output, labels, text, when, lag=lag) for text in texts]
+        # A millisecond apart, as lines a program prints one after the other are.
+        return [
+            self._append(
+                group, output, labels, text, (clock, wall_now + index * _MILLISECOND), lag=lag
+            )
+            for index, text in enumerate(texts)
+        ]
 
     def _append(
         self,
