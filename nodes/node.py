@@ -74,6 +74,11 @@ class VirtualNode:
         )
         self._extra = {"node": settings.name, "project": settings.project}
 
+    @property
+    def salad(self) -> SaladClient:
+        """The node's SaladCloud client (the kubelet API reads logs through it)."""
+        return self._salad
+
     def _poll_interval(self) -> float:
         """The configured interval, stretched so polls use no more than this node's
         share of its API key's budget (more nodes on one key: each polls less often)."""

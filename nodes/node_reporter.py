@@ -156,7 +156,11 @@ class NodeReporter:
         )
         if not force and not status_changed(status, self._written):
             return
-        node = await self._kube.patch(f"{self._path}/status", {"status": status})
+        # Addresses merge by type in a strategic merge: replace the list, or an address
+        # written before (a Hostname nothing resolves) would stay.
+        addresses = [{"$patch": "replace"}, *status["addresses"]]
+        patch = {"status": {**status, "addresses": addresses}}
+        node = await self._kube.patch(f"{self._path}/status", patch)
         self._written = node.get("status") or status
 
     async def _write_taints(self) -> None:
