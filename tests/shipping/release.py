@@ -98,7 +98,9 @@ async def running_release(
     identity = [o for o in objects if o["kind"] in IDENTITY_KINDS]
     service_account = one(objects, "ServiceAccount")["metadata"]["name"]
     cluster_scoped = [
-        o for o in identity if o["metadata"].get("namespace") in (None, "kube-node-lease")
+        o
+        for o in identity
+        if o["metadata"].get("namespace") in (None, "kube-node-lease", "kube-system")
     ]
     try:
         for manifest in identity:

@@ -118,3 +118,8 @@ nodes:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* Where the kubelet API's serving certificate Secret is mounted. */}}
+{{- define "salad-vk.kubeletTlsDir" -}}
+/etc/salad-vk/kubelet-tls
+{{- end -}}
