@@ -221,3 +221,17 @@ async def test_a_query_the_simulator_cannot_read_is_a_400_that_says_why(
             await entries(c, query)
 
     assert named in (refused.value.detail or "")
+
+
+async def test_a_rate_set_later_writes_from_then_on_never_lines_dated_before() -> None:
+    wall = Wall()
+    async with connected({"log-rate": 0.0, "log-lag": 0.0}, wall=wall, epoch=EPOCH) as c:
+        await running_group(c)
+        wall.now += 10.0
+        await c.salad.list_container_groups()  # the world catches up at rate 0
+        c.sim.set_log_output(rate=1.0)
+        wall.now += 3.0
+        found = await entries(c, f'resource.type = "container" and {GROUP}', sort_order="asc")
+
+    steady = [e for e in found if (e.text_log or "").startswith("line ")]
+    assert [e.time for e in steady] == [EPOCH + timedelta(seconds=s) for s in (11, 12, 13)]

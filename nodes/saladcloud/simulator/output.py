@@ -85,19 +85,25 @@ class ContainerOutput:
         return found.lines if found is not None else ()
 
     def catch_up(self, group: Group, clock: SimClock, wall_now: float) -> None:
-        """Write the steady lines of the group's running instances up to ``wall_now``."""
-        if self.rate <= 0 or group.deleted:
+        """Write the steady lines of the group's running instances up to ``wall_now``.
+
+        While the rate is 0 nothing is written, and nothing is owed: a rate set later
+        writes from then on, never lines dated before it."""
+        if group.deleted:
             return
         running = [i for i in group.instances if i.state == "running"]
         if not running:
             return
         output = self._of(group)
-        spacing = 1.0 / self.rate
         for instance in running:
             began = clock.wall_seconds_at(instance.since)
             cursor = output.cursors.get(instance.id)
             if cursor is None or cursor < began:
                 cursor = began  # it (re)started running since its last line
+            if self.rate <= 0:
+                output.cursors[instance.id] = max(cursor, wall_now)
+                continue
+            spacing = 1.0 / self.rate
             # Lines older than what a group keeps would age out at once: skip them.
             cursor = max(cursor, wall_now - KEEP * spacing)
             while cursor + spacing <= wall_now:
