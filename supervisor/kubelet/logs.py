@@ -20,6 +20,7 @@ from nodes.saladcloud.errors import SaladRateLimited, SaladUnavailable
 
 from .log_options import LogOptions
 from .log_plan import (
+    FOLLOW_OVERLAP,
     PAGE_SIZE,
     EntryKey,
     FollowState,
@@ -147,24 +148,16 @@ async def follow(
     interval: float,
 ) -> None:
     """Poll for new entries and write them until the client leaves, ``limitBytes`` is
-    used up, or the container stops (after one last poll, for its last lines)."""
+    used up, or the container stopped (or was replaced) ``FOLLOW_OVERLAP`` ago: its
+    last lines can still be on their way to SaladCloud when it stops."""
     retry = interval
-    last_poll = False
+    ended: datetime | None = None
     while connected() and not writer.exhausted:
         await anyio.sleep(retry)
         if not connected():
             return
-        now = current()
-        if (
-            now is None
-            or not now.running
-            or (now.group, now.instance)
-            != (
-                target.group,
-                target.instance,
-            )
-        ):
-            last_poll = True  # the container ended (or was replaced): read what is left
+        if ended is None and _ended(target, current()):
+            ended = reader.now()
         asked_at = reader.now()
         try:
             answer = await reader.received(target, lower, state.cursor)
@@ -177,5 +170,12 @@ async def follow(
         data = writer.write(fresh)
         if data:
             await write(data)
-        if last_poll:
+        if ended is not None and asked_at - ended >= FOLLOW_OVERLAP:
             return
+
+
+def _ended(followed: Target, now: Target | None) -> bool:
+    """Whether the followed container stopped running or another one replaced it."""
+    if now is None or not now.running:
+        return True
+    return (now.group, now.instance) != (followed.group, followed.instance)

@@ -167,6 +167,7 @@ async def test_the_node_proxy_lists_the_nodes_pods_and_its_stats_summary(
             "get", "--raw", f"/api/v1/nodes/{node_b}/proxy/metrics/resource"
         )
         healthz = await rig.kubectl("get", "--raw", f"/api/v1/nodes/{node_b}/proxy/healthz")
+        node = await rig.kube.get(f"/api/v1/nodes/{node_a}")
 
     pod_list = json.loads(pods[1])
     assert (pod_list["kind"], pod_list["apiVersion"]) == ("PodList", "v1")
@@ -184,3 +185,7 @@ async def test_the_node_proxy_lists_the_nodes_pods_and_its_stats_summary(
     [started] = families["container_start_time_seconds"].samples
     assert started.labels["pod"] == theirs["metadata"]["name"]
     assert healthz[1] == "ok\n"
+    assert node["status"]["addresses"] == [{"type": "InternalIP", "address": rig.address}]
+    assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == rig.port, (
+        "the port the listener really has (it was asked for port 0)"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import anyio
@@ -147,3 +147,37 @@ async def test_following_a_steady_log_with_late_lines_and_a_burst_loses_and_repe
     assert Counter(line for line in lines if not line.startswith("starting ")) == Counter(steady), (
         "no line lost, none repeated"
     )
+
+
+async def test_following_ends_when_the_container_stopped_after_its_last_lines_arrived() -> None:
+    async with rig(**{"log-lag": 0.3}) as r:
+        writer = LineWriter(timestamps=False)
+        out: list[bytes] = []
+        stopped = replace(r.target, running=False)
+        current = [r.target]
+
+        async def write(data: bytes) -> None:
+            out.append(data)
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(
+                    lambda: follow(
+                        r.reader,
+                        r.target,
+                        lower=r.target.start,
+                        state=FollowState.start(r.now()),
+                        writer=writer,
+                        write=write,
+                        current=lambda: current[0],
+                        connected=lambda: True,
+                        interval=0.3,
+                    )
+                )
+                await anyio.sleep(1.0)
+                # Received a second after the container stopped: a last poll at once
+                # would miss them.
+                r.sim.write_log(ORG, PROJECT, GROUP, ["last words"], lag=1.0)
+                current[0] = stopped  # the container exits right after writing them
+
+    assert b"last words\n" in b"".join(out), "lines still on their way when it stopped"
