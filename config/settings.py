@@ -90,6 +90,32 @@ class ProcessSettings(BaseSettings):
         description="HOST:PORT serving /metrics, /healthz and /readyz (IPv6 as [::]:8080;"
         " port 0 picks a free port).",
     )
+    kubelet_address: str = Field(
+        "0.0.0.0:10250",
+        description="HOST:PORT of the kubelet API (HTTPS) every node advertises, for kubectl"
+        " logs, /pods and stats (IPv6 as [::]:10250; port 0 picks a free port, which the"
+        " nodes then advertise).",
+    )
+    kubelet_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate the kubelet API serves, re-read when it changes; when"
+        " unset, a self-signed one is made at start for the node address.",
+    )
+    kubelet_tls_key_file: Path | None = Field(
+        None, description="PEM private key of --kubelet-tls-cert-file, re-read with it."
+    )
+    kubelet_follow_interval_seconds: float = Field(
+        2.0,
+        ge=0.1,
+        description="Seconds between two SaladCloud log queries of a followed log"
+        " (kubectl logs -f).",
+    )
+    kubelet_max_followers_per_key: int = Field(
+        20,
+        ge=1,
+        description="Logs that may be followed at once per SaladCloud API key (they poll its"
+        " request budget at the lowest priority); more are answered 429.",
+    )
     log_format: LogFormat = Field("text", description="Log lines as `text` or `json`.")
     log_level: LogLevel = Field(
         "info", description="Lowest level logged: debug, info, warning, error, critical."
@@ -177,7 +203,7 @@ class ProcessSettings(BaseSettings):
     def _lowercase(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("metrics_address")
+    @field_validator("metrics_address", "kubelet_address")
     @classmethod
     def _listen_address(cls, value: str) -> str:
         parse_listen_address(value)
@@ -187,6 +213,16 @@ class ProcessSettings(BaseSettings):
     @classmethod
     def _label_value(cls, value: str | None) -> str | None:
         return None if value is None else check_label_value(value)
+
+    @field_validator("kubelet_tls_key_file")
+    @classmethod
+    def _key_with_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        certificate = info.data.get("kubelet_tls_cert_file")
+        if value is None and certificate is not None:
+            raise ValueError("not set, but the certificate file is: set both or neither")
+        if value is not None and certificate is None:
+            raise ValueError("set, but the certificate file is not: set both or neither")
+        return value
 
     @field_validator("lease_renew_interval_seconds")
     @classmethod
@@ -316,7 +352,7 @@ class ProcessSettings(BaseSettings):
 def _metavar(name: str, field: FieldInfo) -> str:
     if name.endswith("_seconds"):
         return "SECONDS"
-    if name == "metrics_address":
+    if name in ("metrics_address", "kubelet_address"):
         return "HOST:PORT"
     if name == "managed_by":
         return "LABEL-VALUE"

@@ -105,6 +105,12 @@ class VirtualNode:
             raise RuntimeError(f"node {self.settings.name} has no API key, so no reconciler")
         return self._reconciler
 
+    @property
+    def salad(self) -> SaladClient | None:
+        """The node's SaladCloud client (the kubelet API reads logs through it); None
+        while the node has no API key."""
+        return self._salad
+
     def _poll_interval(self) -> float:
         """The configured interval, stretched so polls use no more than this node's
         share of its API key's budget (more nodes on one key: each polls less often)."""

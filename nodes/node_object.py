@@ -127,10 +127,9 @@ def node_status(
         "capacity": capacity,
         "allocatable": capacity,
         "conditions": node_conditions(health, now, previous_conditions),
-        "addresses": [
-            {"type": "InternalIP", "address": settings.node_ip},
-            {"type": "Hostname", "address": settings.name},
-        ],
+        # Only the InternalIP: the API server tries a Hostname address first for logs
+        # and the node proxy, and nothing resolves a virtual node's name.
+        "addresses": [{"type": "InternalIP", "address": settings.node_ip}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.kubelet_port}},
         "nodeInfo": {
             "architecture": "amd64",

@@ -197,7 +197,11 @@ class NodeReporter:
         )
         if not force and not status_changed(status, server):
             return
-        self._written = await self._kube.patch(f"{self._path}/status", {"status": status})
+        # Addresses merge by type in a strategic merge: replace the list, or an address
+        # written before (a Hostname nothing resolves) would stay.
+        addresses = [{"$patch": "replace"}, *status["addresses"]]
+        patch = {"status": {**status, "addresses": addresses}}
+        self._written = await self._kube.patch(f"{self._path}/status", patch)
 
     async def _write_taints(self) -> None:
         """Add or remove our outage taint; a conflicting write is read again and retried."""

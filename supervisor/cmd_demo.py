@@ -271,6 +271,7 @@ async def _supervisor(
             "config": config,
             "kubeconfig": kubeconfig,
             "metrics_address": "127.0.0.1:0",
+            "kubelet_address": "127.0.0.1:0",
             "config_poll_interval_seconds": 0.5,
         },
         {},

@@ -40,7 +40,9 @@ Run-time controls (JSON over HTTP, no key needed) live under /_simulator: GET
 /_simulator/keys {"api_key": K, "accepted": false} to revoke a key; POST
 /_simulator/faults {"error_rate": 0.2, "storm": 10}; GET or POST
 /_simulator/organizations/ORG/projects/PROJECT/containers[/NAME/ACTION] with ACTION one
-of stop, start, delete, interrupt, exit; GET /_simulator/requests.
+of stop, start, delete, interrupt, exit; GET or POST .../containers/NAME/logs {"lines":
+["..."]} to read or write a group's container log; POST /_simulator/logs {"rate": N,
+"lag": SECONDS}; GET /_simulator/requests.
 """
 
 
@@ -146,6 +148,20 @@ def register(commands: Any) -> None:
         metavar="N",
         help="interruptions per running instance per simulated hour, each followed by a "
         "reallocation (default 0)",
+    )
+    add(
+        "--log-rate",
+        type=float,
+        metavar="N",
+        help="lines each running instance writes to its log per wall-clock second "
+        "(default 0.5; 0 writes none)",
+    )
+    add(
+        "--log-lag",
+        type=float,
+        metavar="SECONDS",
+        help="longest delay between a log line's time and its receive_time; lines can "
+        "arrive after later ones (default 1)",
     )
     add(
         "--storm",

@@ -51,6 +51,7 @@ from .api_server import wait_for_api_server
 from .decommission import decommission
 from .endpoints import Endpoints, LoopLag
 from .kubeconfig import api_client, resolve_kube_source
+from .kubelet import KubeletMetrics, KubeletOptions, KubeletServer, ServedNode, served
 from .logs import Redactor
 from .metrics import ProcessMetrics
 from .slot import NodeSlot, Runnable
@@ -76,6 +77,7 @@ class Shared:
     def __post_init__(self) -> None:
         self.node_metrics = NodeMetrics(self.registry)
         self.process_metrics = ProcessMetrics(self.registry)
+        self.kubelet_metrics = KubeletMetrics(self.registry)
         self.budgets = KeyBudgets()
 
 
@@ -108,12 +110,29 @@ class Supervisor:
         self.node_cache = NodeCache(self._kube.unlimited())
         self._cluster = ClusterFacts()
         self._group: TaskGroup | None = None
+        self.kubelet = KubeletServer(
+            KubeletOptions(
+                address=settings.kubelet_address,
+                cert_file=settings.kubelet_tls_cert_file,
+                key_file=settings.kubelet_tls_key_file,
+                addresses=(node_ip,),
+                follow_interval=settings.kubelet_follow_interval_seconds,
+                max_followers_per_key=settings.kubelet_max_followers_per_key,
+            ),
+            kube=KubeClient(shared.kube_api, node="-kubelet-"),
+            nodes=self.served_nodes,
+            metrics=shared.kubelet_metrics,
+        )
 
     # --- readiness ---------------------------------------------------------------------
 
     def readiness(self) -> dict[str, bool]:
         configured = self.config.nodes_by_name if self.config else {}
         return {name: name in self.slots and self.slots[name].ready for name in configured}
+
+    def served_nodes(self) -> dict[str, ServedNode]:
+        """The nodes whose kubelet API this process answers: every running slot's."""
+        return served(slot.node for slot in self.slots.values())
 
     # --- building nodes ------------------------------------------------------------------
 
@@ -127,6 +146,7 @@ class Supervisor:
             taints=tuple(t.model_dump(exclude_none=True) for t in node.taints),
             capacity=dict(node.capacity),
             node_ip=self._node_ip,
+            kubelet_port=self.kubelet.port or NodeSettings.kubelet_port,
             identity=self._identity,
             version=__version__,
             cluster=self._cluster,
@@ -198,6 +218,8 @@ class Supervisor:
             server = self.shared.kube_api.configuration.host or "(no host)"
             await wait_for_api_server(self._kube, server)
             self._cluster = await read_cluster_facts(self._kube)
+            # Before any node: a node advertises the port the kubelet API really has.
+            await group.start(self.kubelet.serve)
             self._apply(config)
             group.start_soon(self._follow_config)
             task_status.started()

@@ -206,11 +206,15 @@ class SaladClient:
         return self._parse(call, await self._send(call), models.Quotas)
 
     async def query_log_entries(self, query: models.LogEntryQuery) -> models.LogEntryCollection:
+        """Log entries of the organization (the query names the project and group).
+
+        At the lowest priority of the key's budget: ``kubectl logs`` takes only what
+        creates, deletes and the node's list leave over."""
         call = _Call(
             "query_log_entries",
             "POST",
             self._organization_path("log-entries"),
-            Priority.POLL,
+            Priority.LOG,
             body=_encode(query),
         )
         return self._parse(call, await self._send(call), models.LogEntryCollection)

@@ -9,8 +9,11 @@ refill during it), so ``b + 60 r`` is set to that target. The headroom absorbs t
 difference between when we grant and when the server counts.
 
 Grants go to the most urgent waiter first: every mutation (create, delete, start,
-stop, patch) before any poll, and polls before detail reads, whichever node asked.
-Among waiters of one priority, nodes get turns in proportion to their weights, by
+stop, patch) before any poll, polls before detail reads, and all of them before any
+log read (``kubectl logs``), whichever node asked. A log read also leaves part of the
+burst in the bucket (``_LOG_RESERVE``), so that however many log streams follow a key,
+a burst of creates that arrives finds tokens waiting instead of an empty bucket. Among
+waiters of one priority, nodes get turns in proportion to their weights, by
 self-clocked fair queueing (each request gets a virtual finish tag
 ``max(now_v, node's last tag) + 1/weight``; the smallest tag goes next), so a node
 that polls in a tight loop cannot starve a quiet one.
@@ -39,6 +42,8 @@ from pydantic import SecretStr
 _EPSILON = 1e-9
 _POLL_SHARE = 0.75
 """Fraction of a node's share its polls may use; the rest is kept for mutations."""
+_LOG_RESERVE = 0.5
+"""Fraction of the burst (beyond the token it takes) a log read must leave in the bucket."""
 
 
 class Priority(enum.IntEnum):
@@ -50,6 +55,8 @@ class Priority(enum.IntEnum):
     """Reads the list cannot replace (instances, for readiness): they get what the
     lists and mutations of every node on the key leave, so a node with a hundred
     unready pods cannot hold up another node's list or creates."""
+    LOG = 3
+    """Reading log entries for the kubelet API: only what the others leave over."""
 
     @property
     def label(self) -> str:
@@ -104,9 +111,9 @@ class _Bucket:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
 
-    def seconds_to_token(self, now: float) -> float:
+    def seconds_to_token(self, now: float, need: float = 1.0) -> float:
         self.refill(now)
-        missing = max(0.0, 1.0 - self.tokens)
+        missing = max(0.0, need - self.tokens)
         return max(0.0, self.updated - now) + missing / self.rate
 
 
@@ -235,9 +242,15 @@ class KeyBudget:
             self._changed = anyio.Event()
         return self._changed
 
-    def _take(self, now: float) -> bool:
+    def _need(self, priority: Priority) -> float:
+        """Tokens the bucket must hold to grant ``priority`` one."""
+        if priority is Priority.LOG:
+            return 1.0 + _LOG_RESERVE * max(0.0, self._bucket.burst - 1.0)
+        return 1.0
+
+    def _take(self, now: float, need: float = 1.0) -> bool:
         self._bucket.refill(now)
-        if now + _EPSILON >= self._bucket.updated and self._bucket.tokens >= 1.0 - _EPSILON:
+        if now + _EPSILON >= self._bucket.updated and self._bucket.tokens >= need - _EPSILON:
             self._bucket.tokens = max(0.0, self._bucket.tokens - 1.0)
             return True
         return False
@@ -267,13 +280,15 @@ class KeyBudget:
             while True:
                 if self._queue[0] is waiter:
                     now = self._clock.now()
-                    if self._take(now):
+                    need = self._need(priority)
+                    if self._take(now, need):
                         heapq.heappop(self._queue)
                         waiter.queued = False
                         self._virtual[priority] = waiter.finish
                         self._notify()
                         return now - began
-                    await self._clock.sleep(max(self._bucket.seconds_to_token(now), _EPSILON))
+                    wait = self._bucket.seconds_to_token(now, need)
+                    await self._clock.sleep(max(wait, _EPSILON))
                 else:
                     await self._changed_event().wait()
         finally:

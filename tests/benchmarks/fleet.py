@@ -94,6 +94,8 @@ def run(nodes: int, pods_per_node: int, observe: float, time_scale: float) -> No
                 str(plane.kubeconfig),
                 "--metrics-address",
                 f"127.0.0.1:{metrics_port}",
+                "--kubelet-address",
+                "127.0.0.1:0",
                 "--log-format",
                 "json",
             )

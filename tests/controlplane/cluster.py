@@ -241,6 +241,13 @@ def up(
             # The apiserver would publish 127.0.0.1 as the `kubernetes` Service
             # endpoint, which endpoint validation rejects as loopback.
             "--endpoint-reconciler-type=none",
+            # How the apiserver reaches a node's kubelet API (logs, /pods, stats): with
+            # its own client certificate, preferring InternalIP as virtual nodes have
+            # no other address. Without a --kubelet-certificate-authority it does not
+            # verify the node's serving certificate, as in most clusters.
+            f"--kubelet-client-certificate={certs.kubelet_client.cert}",
+            f"--kubelet-client-key={certs.kubelet_client.key}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--profiling=false",
             *tolerations,
         ],
@@ -309,6 +316,8 @@ def up(
             started.append(_Process(name, child.pid, ticks if ticks is not None else -1))
             _write_state(folder, started, server)
             _wait(name, checks[name], child, deadline, folder)
+            if name == "kube-apiserver":
+                _bind_kubelet_client(server, client_tls)
     except BaseException:
         _stop(started)
         raise
@@ -334,6 +343,45 @@ def _wait(
     raise ControlPlaneError(
         f"{name} not healthy in time; last log lines:\n{_log_tail(folder, name)}"
     )
+
+
+KUBELET_CLIENT_BINDING = "salad-vk-test:apiserver-kubelet-client"
+
+
+def _bind_kubelet_client(server: str, context: ssl.SSLContext) -> None:
+    """Let the apiserver's kubelet client identity use the kubelet API, as kubeadm does:
+    bind it to the built-in ``system:kubelet-api-admin`` role."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": KUBELET_CLIENT_BINDING},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:kubelet-api-admin",
+        },
+        "subjects": [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "User",
+                "name": pki.KUBELET_CLIENT_USER,
+            }
+        ],
+    }
+    request = urllib.request.Request(
+        f"{server}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        data=json.dumps(binding).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context):
+            pass
+    except urllib.error.HTTPError as error:
+        if error.code != 409:  # already there: a control plane restarted on its data
+            raise ControlPlaneError(
+                f"cannot bind the kubelet client role: {error.code} {error.read()[:300]!r}"
+            ) from None
 
 
 def _stop(processes: list[_Process], grace: float = 10.0) -> list[str]:

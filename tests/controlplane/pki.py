@@ -5,7 +5,10 @@ certificates of the admin, the controller-manager and the scheduler. A separate
 RSA key signs service-account tokens. Client identities follow the names the
 built-in RBAC bindings expect (``system:kube-controller-manager`` and
 ``system:kube-scheduler``), so the components run with their real, least-privilege
-roles rather than as cluster-admin.
+roles rather than as cluster-admin. The apiserver's kubelet client (how it reaches a
+node's kubelet API for logs, ``/pods``, stats) is ``kube-apiserver-kubelet-client``,
+the name kubeadm gives it, bound to ``system:kubelet-api-admin`` once the apiserver
+is up (``cluster.up``), so a node's authorizer sees a real, non-superuser identity.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=30)
 
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+"""The user the apiserver's kubelet client certificate names (kubeadm's name for it)."""
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -36,6 +42,7 @@ class Pki:
     admin: Pair
     controller_manager: Pair
     scheduler: Pair
+    kubelet_client: Pair
     service_account_key: Path
     service_account_pub: Path
 
@@ -177,6 +184,7 @@ def generate(folder: Path) -> Pki:
         admin=client("admin", "salad-vk-test-admin", "system:masters"),
         controller_manager=client("controller-manager", "system:kube-controller-manager"),
         scheduler=client("scheduler", "system:kube-scheduler"),
+        kubelet_client=client("kubelet-client", KUBELET_CLIENT_USER),
         service_account_key=sa_key_path,
         service_account_pub=sa_pub_path,
     )

@@ -54,7 +54,9 @@ def test_status_reports_capacity_addresses_and_the_pod_limit_of_one_list() -> No
     status = node_status(SETTINGS, UP, T0)
     assert status["capacity"]["pods"] == "100"
     assert status["allocatable"] == status["capacity"]
-    assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+    assert status["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}], (
+        "only the InternalIP: the API server would try a Hostname first, and nothing resolves it"
+    )
 
 
 @pytest.mark.parametrize("health", [UP, DOWN], ids=["reachable", "key-rejected"])

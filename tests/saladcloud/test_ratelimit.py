@@ -72,6 +72,52 @@ async def test_a_mutation_queued_behind_polls_is_granted_first() -> None:
     assert sorted(order[1:]) == sorted(f"poll {n} {r}" for r in range(3) for n in nodes)
 
 
+async def test_log_reads_go_after_polls_and_mutations() -> None:
+    clock = ManualClock()
+    budget = KeyBudget(60, clock=clock)
+    nodes = {name: budget.share(name) for name in ("node-a", "node-b")}
+    await drain(budget, nodes["node-a"])
+    order: list[str] = []
+
+    async def ask(node: str, priority: Priority, label: str) -> None:
+        await nodes[node].acquire(priority)
+        order.append(label)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ask, "node-a", Priority.LOG, "log")
+        await settle()
+        tasks.start_soon(ask, "node-b", Priority.POLL, "poll")
+        tasks.start_soon(ask, "node-b", Priority.MUTATION, "create")
+        await settle()
+        while len(order) < 3:
+            await clock.advance(1.0)
+
+    assert order == ["create", "poll", "log"]
+
+
+async def test_log_reads_leave_half_the_burst_for_a_burst_of_mutations() -> None:
+    clock = ManualClock()
+    budget = KeyBudget(240, clock=clock)  # burst 10
+    limiter = budget.share("node-a")
+    logs = 0
+
+    async def read_logs() -> None:
+        nonlocal logs
+        while True:
+            await limiter.acquire(Priority.LOG)
+            logs += 1
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(read_logs)
+        await settle()
+        granted_at_once = logs
+        creates = [await limiter.acquire(Priority.MUTATION) for _ in range(4)]
+        tasks.cancel_scope.cancel()
+
+    assert granted_at_once == 5, "log reads stop while 1 + 4.5 tokens are not there"
+    assert creates == [0.0, 0.0, 0.0, 0.0], "creates find the reserve waiting"
+
+
 async def test_nodes_of_one_priority_share_grants_by_weight() -> None:
     clock = ManualClock()
     budget = KeyBudget(120, clock=clock)

@@ -9,7 +9,10 @@ import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeClient, KubeError, KubeNotFound
+from supervisor.kubelet.auth import User
+from supervisor.kubelet.routes import attributes
 from tests.controlplane.cluster import ControlPlane
+from tests.controlplane.pki import KUBELET_CLIENT_USER
 from tests.manifests import CONTAINER, label_in, workload
 from tests.nodes.harness import eventually, phase, pods
 from tests.supervisor.harness import ORG, simulator
@@ -63,6 +66,23 @@ async def test_the_supervisor_serves_its_nodes_under_the_charts_service_account_
                 return all(release.supervisor.supervisor.readiness().values())
 
             await eventually(registered, 30, "both nodes registered and Ready")
+
+            # The kubelet API reads the cluster's client CA and asks TokenReviews and
+            # SubjectAccessReviews with the chart's RBAC.
+            kubelet = release.supervisor.supervisor.kubelet
+            assert kubelet.tls.client_ca and "BEGIN CERTIFICATE" in kubelet.tls.client_ca
+            token = await admin.post(
+                f"/api/v1/namespaces/{namespace}/serviceaccounts/default/token",
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+            )
+            caller = await kubelet.reviewer.user_of_token(token["status"]["token"])
+            assert caller is not None
+            assert caller.name == f"system:serviceaccount:{namespace}:default"
+            apiserver = User(KUBELET_CLIENT_USER)
+            assert await kubelet.reviewer.allowed(
+                apiserver, attributes("GET", "/pods", next(iter(nodes)))
+            )
+            assert not await kubelet.reviewer.allowed(caller, attributes("GET", "/pods", ""))
             for name in nodes:
                 lease = await admin.get(
                     f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"

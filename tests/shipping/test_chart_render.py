@@ -99,6 +99,10 @@ REFUSED_BY_TEMPLATES: dict[str, tuple[dict[str, Any], str]] = {
         {"nodes": [node("salad-a", "team-a"), node("salad-b", "team-a")]},
         "would fight over its container groups",
     ),
+    "the kubelet API on the metrics port": (
+        {"metrics": {"port": 10250}},
+        "kubelet.port (10250) must differ from metrics.port",
+    ),
     "a termination grace the shutdown grace does not fit in": (
         {"shutdownGraceSeconds": 30, "terminationGracePeriodSeconds": 30},
         "must be larger than shutdownGraceSeconds",
@@ -249,12 +253,31 @@ def test_the_pod_runs_salad_vk_run_with_flags_the_process_accepts() -> None:
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["PYTHONDONTWRITEBYTECODE"]["value"] == "1"
-    assert main["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert main["ports"] == [
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "kubelet", "containerPort": 10250, "protocol": "TCP"},
+    ]
+    assert settings.kubelet_address == "0.0.0.0:10250"
+    assert settings.kubelet_tls_cert_file is None, "self-signed unless a Secret is named"
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     service = one(objects, "Service")
     assert service["spec"]["ports"][0]["port"] == 9090
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_a_kubelet_tls_secret_is_mounted_as_a_directory_and_served() -> None:
+    values = {**VALUE_SETS["one node"], "kubelet": {"tlsSecretName": "salad-vk-kubelet-tls"}}
+    objects = render(values)
+    main = container(objects)
+    settings = ProcessSettings.from_namespace(build_parser().parse_args(main["args"]), {})
+    volume = next(v for v in pod_spec(objects)["volumes"] if v["name"] == "kubelet-tls")
+    mount = next(m for m in main["volumeMounts"] if m["name"] == "kubelet-tls")
+
+    assert volume["secret"] == {"secretName": "salad-vk-kubelet-tls", "defaultMode": 0o440}
+    assert "subPath" not in mount, "a renewed certificate must reach the process"
+    assert str(settings.kubelet_tls_cert_file) == f"{mount['mountPath']}/tls.crt"
+    assert str(settings.kubelet_tls_key_file) == f"{mount['mountPath']}/tls.key"
 
 
 def test_the_pod_runs_restricted_as_uid_65532_on_a_read_only_root() -> None:
@@ -304,6 +327,8 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
         ("", "events", "patch"),
         ("", "namespaces", "get"),
         ("(url)", "/version", "get"),
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }
     (namespaces,) = [r for r in cluster_role["rules"] if "namespaces" in r.get("resources", [])]
     assert namespaces["resourceNames"] == ["kube-system"]
@@ -316,15 +341,28 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
     assert grants(role["rules"]) == {
         ("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update", "delete")
     }
+    client_ca = one(objects, "Role", "-client-ca")
+    assert client_ca["metadata"]["namespace"] == "kube-system"
+    assert client_ca["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["extension-apiserver-authentication"],
+            "verbs": ["get"],
+        }
+    ]
     subject = {"kind": "ServiceAccount", "name": "rel-salad-vk", "namespace": "ops"}
     for binding, granted in (
         ("ClusterRoleBinding", cluster_role),
         ("RoleBinding", role),
         ("RoleBinding", references),
+        ("RoleBinding", client_ca),
     ):
         found = one(objects, binding, granted["metadata"]["name"])
         assert found["subjects"] == [subject]
         assert found["roleRef"]["name"] == granted["metadata"]["name"]
+        if binding == "RoleBinding":
+            assert found["metadata"]["namespace"] == granted["metadata"]["namespace"]
     assert one(objects, "ServiceAccount")["metadata"]["name"] == "rel-salad-vk"
     assert pod_spec(objects)["serviceAccountName"] == "rel-salad-vk"
 

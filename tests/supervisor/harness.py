@@ -120,6 +120,7 @@ async def running_supervisor(
     config: Path,
     *,
     wrap_node: NodeWrapper | None = None,
+    node_ip: str = "127.0.0.1",
     **settings: Any,
 ) -> AsyncIterator[RunningSupervisor]:
     values: dict[str, Any] = {
@@ -129,10 +130,14 @@ async def running_supervisor(
         "restart_backoff_initial_seconds": 0.2,
         "restart_backoff_max_seconds": 2.0,
         "drain_timeout_seconds": 60.0,
+        # A free port: several supervisors run at once in some tests.
+        "kubelet_address": "127.0.0.1:0",
         **settings,
     }
     process = ProcessSettings.from_sources(values, {})
-    async with running(process, kube_api=kube_api, wrap_node=wrap_node) as supervisor:
+    async with running(
+        process, kube_api=kube_api, wrap_node=wrap_node, node_ip=node_ip
+    ) as supervisor:
         yield RunningSupervisor(supervisor, KubeClient(kube_api, node="test"), supervisor.shared)
 
 

@@ -44,6 +44,8 @@ async def salad_vk_run(config: Path, kubeconfig: Path, log: Path) -> AsyncIterat
         str(kubeconfig),
         "--metrics-address",
         "127.0.0.1:0",
+        "--kubelet-address",
+        "127.0.0.1:0",
         "--log-format",
         "json",
     ]

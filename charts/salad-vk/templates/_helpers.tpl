@@ -185,3 +185,8 @@ allowedNamespaces (or namespaceSelector) replaces nodeDefaults'. */}}
 {{- end -}}
 {{- dict "namespaces" ($namespaces | uniq) "open" $open "selector" $selector | toJson -}}
 {{- end -}}
+
+{{/* Where the kubelet API's serving certificate Secret is mounted. */}}
+{{- define "salad-vk.kubeletTlsDir" -}}
+/etc/salad-vk/kubelet-tls
+{{- end -}}

@@ -12,7 +12,7 @@ is the client's base URL; ``sim`` also carries the run-time controls, see
 ``control``), or from the shell with ``salad-vk simulate``.
 """
 
-from .control import GroupSnapshot, KeyStats, SimulatorControl
+from .control import GroupSnapshot, KeyStats, SimulatorControl, WrittenLine
 from .options import OptionsError, SimulatorOptions, load_options
 from .server import ListenError, Simulator, running_simulator, serve
 
@@ -24,6 +24,7 @@ __all__ = [
     "Simulator",
     "SimulatorControl",
     "SimulatorOptions",
+    "WrittenLine",
     "load_options",
     "running_simulator",
     "serve",

@@ -27,6 +27,15 @@ HTTP control API (bodies and answers are JSON):
 ``POST /_simulator/organizations/{org}/projects/{project}/containers/{name}/{action}``
     ``stop``, ``start``, ``delete``, ``interrupt`` (every running instance), or
     ``exit`` with ``{"code": N}`` (every running instance's container exits).
+``GET  /_simulator/organizations/{org}/projects/{project}/containers/{name}/logs``
+    every line the group's containers wrote (``time``, ``receive_time``, ``text``,
+    ``instance_id``), oldest first.
+``POST /_simulator/organizations/{org}/projects/{project}/containers/{name}/logs
+{"lines": ["..."], "lag": SECONDS}``
+    the group's running container writes these lines now (``lag`` fixes their receive
+    delay; by default it is drawn as for every line).
+``POST /_simulator/logs {"rate": LINES_PER_SECOND, "lag": SECONDS}``
+    how much every running instance writes, and the longest receive delay.
 ``GET  /_simulator/requests[?key=FINGERPRINT]``
     the API requests served (wall time, key fingerprint, method, path, status).
 """
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -43,7 +53,7 @@ from . import render
 from .app import WORLD
 from .clock import rfc3339
 from .keys import KeyState, fingerprint
-from .lifecycle import Group
+from .lifecycle import Group, LogLine
 from .options import parse_project
 from .problems import ApiProblem, not_found
 from .world import RequestRecord, World
@@ -72,6 +82,16 @@ class GroupSnapshot:
     running_count: int
     document: dict[str, Any]
     """The group's API JSON (what ``get_container_group`` would answer, were it there)."""
+
+
+@dataclass(frozen=True)
+class WrittenLine:
+    """One line a group's container wrote, as SaladCloud stamps it."""
+
+    time: datetime
+    receive_time: datetime
+    text: str
+    instance_id: str | None
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,57 @@ class SimulatorControl:
         for instance in running:
             group.exit(instance, code, now)
         return len(running)
+
+    # --- container logs --------------------------------------------------------------------
+
+    def write_log(
+        self,
+        organization: str,
+        project: str,
+        name: str,
+        lines: list[str],
+        *,
+        lag: float | None = None,
+    ) -> list[WrittenLine]:
+        """The group's running container (or the group, if none runs) writes ``lines``
+        now; ``lag`` fixes how late SaladCloud receives them."""
+        if any(not isinstance(line, str) for line in lines):
+            raise ValueError("lines must be strings")
+        if any("\n" in line or "\r" in line for line in lines):
+            raise ValueError("a log line cannot hold a line break: write one line per item")
+        if lag is not None and not 0.0 <= lag <= 3600.0:
+            raise ValueError(f"lag must be between 0 and 3600 seconds, got {lag}")
+        self.world.advance()
+        group = self.world.group(organization, project, name)
+        clock = self.world.clock
+        written = self.world.output.write(group, lines, clock, clock.elapsed(), lag=lag)
+        return [self._written(line) for line in written]
+
+    def log_lines(self, organization: str, project: str, name: str) -> list[WrittenLine]:
+        """Every line the group's containers wrote (deleted groups too), oldest first,
+        whether SaladCloud has received it yet or not."""
+        self.world.advance()
+        group = self.world.project(organization, project).groups.get(name)
+        if group is None:
+            raise KeyError(f"no container group {name} was ever in {organization}/{project}")
+        lines = self.world.log_lines(group)
+        return [self._written(line) for line in lines if line.resource_type == "container"]
+
+    def _written(self, line: LogLine) -> WrittenLine:
+        written, received = self.world.entry_times(line)
+        return WrittenLine(written, received, line.text, line.labels.get("instance_id"))
+
+    def set_log_output(self, *, rate: float | None = None, lag: float | None = None) -> None:
+        """Lines per second each running instance writes, and the longest receive delay."""
+        if rate is not None:
+            if not 0.0 <= rate <= 1000.0:
+                raise ValueError(f"rate must be between 0 and 1000 lines per second, got {rate}")
+            self.world.advance()  # lines until now at the old rate
+            self.world.output.rate = rate
+        if lag is not None:
+            if not 0.0 <= lag <= 60.0:
+                raise ValueError(f"lag must be between 0 and 60 seconds, got {lag}")
+            self.world.output.max_lag = lag
 
     def add_project(self, organization: str, project: str) -> None:
         self.world.add_project(organization, project)
@@ -360,6 +431,45 @@ async def _group_action(request: web.Request) -> web.Response:
     return web.json_response({"affected": affected})
 
 
+def _written_json(line: WrittenLine) -> dict[str, Any]:
+    return {
+        "time": rfc3339(line.time),
+        "receive_time": rfc3339(line.receive_time),
+        "text": line.text,
+        "instance_id": line.instance_id,
+    }
+
+
+async def _group_logs(request: web.Request) -> web.Response:
+    control = _control(request)
+    organization, project, name = (
+        request.match_info[k] for k in ("organization", "project", "name")
+    )
+    if request.method == "GET":
+        try:
+            lines = control.log_lines(organization, project, name)
+        except KeyError as missing:
+            raise not_found(f"container group {name}") from missing
+        return web.json_response({"items": [_written_json(line) for line in lines]})
+    document = await _document(request)
+    texts = document.get("lines")
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ApiProblem(400, "Bad Request", "lines must be a list of strings")
+    written = control.write_log(organization, project, name, texts, lag=_number(document, "lag"))
+    return web.json_response({"items": [_written_json(line) for line in written]})
+
+
+async def _log_output(request: web.Request) -> web.Response:
+    control = _control(request)
+    document = await _document(request)
+    unknown = set(document) - {"rate", "lag"}
+    if unknown:
+        raise ApiProblem(400, "Bad Request", f"unknown log settings: {sorted(unknown)}")
+    control.set_log_output(rate=_number(document, "rate"), lag=_number(document, "lag"))
+    output = control.world.output
+    return web.json_response({"rate": output.rate, "lag": output.max_lag})
+
+
 async def _requests(request: web.Request) -> web.Response:
     control = _control(request)
     wanted = request.query.get("key")
@@ -394,5 +504,9 @@ def add_control_routes(app: web.Application) -> None:
     router.add_post(CONTROL_PREFIX + "/faults", _faults)
     router.add_post(CONTROL_PREFIX + "/projects", _projects)
     router.add_get(groups, _groups)
+    # Before the actions: "logs" is not one.
+    router.add_get(groups + "/{name}/logs", _group_logs)
+    router.add_post(groups + "/{name}/logs", _group_logs)
     router.add_post(groups + "/{name}/{action}", _group_action)
+    router.add_post(CONTROL_PREFIX + "/logs", _log_output)
     router.add_get(CONTROL_PREFIX + "/requests", _requests)

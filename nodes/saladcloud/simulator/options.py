@@ -92,6 +92,10 @@ class SimulatorOptions(BaseModel):
     drop_rate: float = Field(default=0.0, ge=0.0, le=1.0, alias="drop-rate")
     latency: float = Field(default=0.0, ge=0.0, le=60.0)
     interrupt_rate: float = Field(default=0.0, ge=0.0, alias="interrupt-rate")
+    log_rate: float = Field(default=0.5, ge=0.0, le=1000.0, alias="log-rate")
+    """Lines each running instance writes per wall-clock second."""
+    log_lag: float = Field(default=1.0, ge=0.0, le=60.0, alias="log-lag")
+    """Longest delay, in seconds, between a line's ``time`` and its ``receive_time``."""
     storms: list[str] = Field(default_factory=list, alias="storm")
     retry_after: bool = Field(default=False, alias="retry-after")
 

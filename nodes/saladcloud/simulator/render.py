@@ -9,10 +9,12 @@ inside ``container`` on create but at the top of a ``ContainerGroup``, and
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 from .clock import SimClock, rfc3339
 from .lifecycle import Group, Instance, LogLine, SystemEvent
+from .output import parsed_json
 
 _NETWORKING_DEFAULTS = {
     "load_balancer": "round_robin",
@@ -136,11 +138,39 @@ def system_log(
     return document
 
 
-def log_entry(line: LogLine, clock: SimClock) -> dict[str, Any]:
-    return {
-        "time": _time(clock, line.time),
-        "receive_time": _time(clock, line.time + 0.25),
+_PROMOTED = ("severity", "severity_number", "trace_id", "span_id", "parent_span_id")
+"""Fields of a JSON line that SaladCloud lifts out of ``json_log`` (log-queries.mdx)."""
+
+
+def log_entry(line: LogLine, when: datetime, received: datetime) -> dict[str, Any]:
+    """A ``LogEntry``: a line that is a JSON object becomes ``json_log``, others
+    ``text_log``."""
+    document: dict[str, Any] = {
+        "time": rfc3339(when),
+        "receive_time": rfc3339(received),
         "severity": line.severity,
         "resource": {"type": line.resource_type, "labels": dict(line.labels)},
-        "text_log": line.text[:10000],
     }
+    structured = parsed_json(line.text)
+    if structured is None:
+        document["text_log"] = line.text[:10000]
+        return document
+    for name in _PROMOTED:
+        if name not in structured:
+            continue
+        value = structured.pop(name)
+        if name == "severity" and value in _SEVERITIES:
+            document["severity"] = value
+        elif name in _SPAN_FIELDS and isinstance(value, str) and 0 < len(value) <= 1000:
+            document[_SPAN_FIELDS[name]] = value
+    document["json_log"] = structured
+    return document
+
+
+_SPAN_FIELDS = {"trace_id": "trace_Id", "span_id": "span_Id", "parent_span_id": "parent_span_id"}
+"""Where the spec's ``LogEntry`` keeps them (its spelling)."""
+
+
+_SEVERITIES = frozenset(
+    ("default", "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+)

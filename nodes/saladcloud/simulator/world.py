@@ -23,6 +23,7 @@ from .keys import Keys
 from .lifecycle import Group, Instance, LogLine
 from .logquery import compile_query
 from .options import SimulatorOptions
+from .output import ContainerOutput, EmittedLine
 from .problems import ApiProblem, not_found
 from .validation import (
     ContainerGroupInstancePatch,
@@ -118,6 +119,7 @@ class World:
         )
         self.gpu_classes = gpu_classes(options.gpu_classes)
         self.requests: deque[RequestRecord] = deque(maxlen=100_000)
+        self.output = ContainerOutput(options.log_rate, options.log_lag, options.seed)
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -127,10 +129,12 @@ class World:
 
     def advance(self) -> float:
         now = self.clock.now()
+        wall = self.clock.elapsed()
         for org in self.organizations.values():
             for project in org.projects.values():
                 for group in project.groups.values():
                     group.advance(now)
+                    self.output.catch_up(group, self.clock, wall)
         return now
 
     def organization(self, name: str) -> Organization:
@@ -297,25 +301,54 @@ class World:
             "update_time": rfc3339(self.clock.datetime_at(self.clock.now())),
         }
 
+    def entry_times(self, line: LogLine) -> tuple[datetime, datetime]:
+        """When a log entry was written and received, on the wall clock (see ``clock``),
+        to the millisecond, as entries are rendered. Lifecycle records are received at
+        once; container lines carry their own delay (``output``)."""
+        if isinstance(line, EmittedLine):
+            written, received = line.wall, line.received
+        else:
+            written = received = self.clock.wall_seconds_at(line.time)
+        return _to_millisecond(self.clock.wall_datetime(written)), _to_millisecond(
+            self.clock.wall_datetime(received)
+        )
+
+    def log_lines(self, group: Group) -> list[LogLine]:
+        """Every log line of a group, lifecycle records and container output, in the
+        order of their times."""
+        lines = [*group.log_lines, *self.output.lines(group)]
+        lines.sort(key=lambda line: self.entry_times(line)[0])
+        return lines
+
     def query_log_entries(self, organization: str, document: Any) -> dict[str, Any]:
+        """Entries of the organization received by now, with ``time`` in the range,
+        matching the query; newest first unless ``sort_order`` is ``asc``."""
         org = self.organization(organization)
         query = check(LogEntryQuery, document)
         if query.end_time < query.start_time:
             raise ApiProblem(400, "Bad Request", "end_time: must not be before start_time")
         matches = compile_query(query.query)
-        lines: list[tuple[datetime, LogLine]] = []
+        now = self.clock.wall_datetime(self.clock.elapsed())
+        found: list[tuple[datetime, dict[str, Any]]] = []
         for project in org.projects.values():
             for group in project.groups.values():
-                for line in group.log_lines:
-                    when = self.clock.datetime_at(line.time)
-                    if query.start_time <= when <= query.end_time and matches(line):
-                        lines.append((when, line))
-        lines.sort(key=lambda pair: pair[0], reverse=(query.sort_order or "desc") == "desc")
-        page = lines[: query.page_size or DEFAULT_PAGE_SIZE]
+                for line in [*group.log_lines, *self.output.lines(group)]:
+                    written, received = self.entry_times(line)
+                    if received > now or not query.start_time <= written <= query.end_time:
+                        continue
+                    entry = render.log_entry(line, written, received)
+                    if matches(entry):
+                        found.append((written, entry))
+        found.sort(key=lambda pair: pair[0], reverse=(query.sort_order or "desc") == "desc")
+        page = found[: query.page_size or DEFAULT_PAGE_SIZE]
         times = [when for when, _ in page] or [query.start_time, query.end_time]
         return {
-            "items": [render.log_entry(line, self.clock) for _, line in page],
+            "items": [entry for _, entry in page],
             "organization_name": organization,
             "page_min_time": rfc3339(min(times)),
             "page_max_time": rfc3339(max(times)),
         }
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -1,0 +1,90 @@
+"""Who may use the kubelet API: the kubelet's webhook authentication and authorization."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from kubernetes_asyncio.client.api_client import ApiClient
+
+from .certs import Authority
+from .harness import kubelet_rig
+
+pytestmark = pytest.mark.anyio
+
+PROXY = [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]
+STATS = [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}]
+PODS_ONLY = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+
+
+async def test_a_request_needs_credentials_and_the_right_for_its_path(
+    kube_api: ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    node = f"ka{uuid.uuid4().hex[:5]}"
+    async with kubelet_rig(kube_api, kubeconfig, namespace, tmp_path, {node: f"{node}-p"}) as rig:
+        pod = await rig.pod(node)
+        logs = f"{rig.url}/containerLogs/{namespace}/{pod['metadata']['name']}/main"
+        stats = f"{rig.url}/stats/summary"
+        proxy, stats_only, neither = (
+            await rig.token("proxy", PROXY),
+            await rig.token("stats", STATS),
+            await rig.token("pods", PODS_ONLY),
+        )
+        reviewer = rig.running.supervisor.kubelet.reviewer
+
+        async with httpx.AsyncClient(verify=False, timeout=30) as http:
+
+            async def get(url: str, token: str | None = None) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                return await http.get(url, headers=headers)
+
+            anonymous = [await get(logs), await get(stats), await get(f"{rig.url}/healthz")]
+            bogus = await get(logs, "not-a-token")
+            refused = await get(logs, neither)
+            allowed = await get(logs, proxy)
+            summary = await get(stats, stats_only)
+            not_logs = await get(logs, stats_only)
+            reviews = reviewer.reviews
+            again = [await get(logs, proxy) for _ in range(5)]
+            cached = reviewer.reviews - reviews
+            not_pods = await get(f"{rig.url}/pods", stats_only)
+        metrics = {
+            result: rig.running.sample("salad_vk_kubelet_authorizations_total", {"result": result})
+            for result in ("unauthenticated", "denied", "allowed")
+        }
+
+    assert [r.status_code for r in anonymous] == [401, 401, 401]
+    assert anonymous[0].text == "Unauthorized\n"
+    assert bogus.status_code == 401
+    assert refused.status_code == 403
+    assert refused.text.startswith("Forbidden (user=system:serviceaccount:")
+    assert "verb=get, resource=nodes, subresource(s)=[proxy]" in refused.text
+    assert allowed.status_code == 200 and allowed.text.startswith("starting nginx:1.27")
+    assert summary.status_code == 200
+    assert summary.json()["node"]["nodeName"] == node
+    assert not_logs.status_code == 403
+    assert not_pods.status_code == 403, "/pods is nodes/proxy"
+    assert [r.status_code for r in again] == [200] * 5
+    assert cached == 0, "the token's review and the decision are cached"
+    assert metrics == {"unauthenticated": 4.0, "denied": 3.0, "allowed": 7.0}
+
+
+async def test_a_client_certificate_of_another_ca_gets_no_connection(
+    kube_api: ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    node = f"kc{uuid.uuid4().hex[:5]}"
+    stranger = Authority("stranger", tmp_path).issue("mallory")
+    async with kubelet_rig(kube_api, kubeconfig, namespace, tmp_path, {node: f"{node}-p"}) as rig:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.load_cert_chain(str(stranger[0]), str(stranger[1]))
+        async with httpx.AsyncClient(verify=context, timeout=30) as http:
+            with pytest.raises(httpx.HTTPError):
+                await http.get(f"{rig.url}/pods")
+        ca = rig.running.supervisor.kubelet.tls.client_ca
+
+    assert ca and "BEGIN CERTIFICATE" in ca, "the cluster's client CA was read"
