@@ -180,8 +180,11 @@ def test_metrics_are_admitted_only_from_the_selected_peers() -> None:
     objects = render(VALUE_SETS["NetworkPolicy, egress restricted"])
     spec = one(objects, "NetworkPolicy")["spec"]
 
-    (ingress,) = spec["ingress"]
+    ingress, kubelet_api = spec["ingress"]
     assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    # kubectl logs: the API server connects from its own addresses, so the kubelet API
+    # port is open to any source unless its peers are given (it authenticates itself).
+    assert kubelet_api == {"ports": [{"port": 10250, "protocol": "TCP"}]}
     assert ingress["from"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -193,8 +196,12 @@ def test_metrics_are_admitted_only_from_the_selected_peers() -> None:
         == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
     )
     enabled = {**ONE_NODE, "networkPolicy": {"enabled": True}}
-    (plain,) = one(render(enabled), "NetworkPolicy")["spec"]["ingress"]
+    plain, _ = one(render(enabled), "NetworkPolicy")["spec"]["ingress"]
     assert plain["from"] == [{"podSelector": {}}]  # the release namespace only
+    peers = [{"ipBlock": {"cidr": "10.0.0.5/32"}}]
+    narrowed = {**enabled, "networkPolicy": {"enabled": True, "kubeletApi": {"from": peers}}}
+    _, kubelet_only = one(render(narrowed), "NetworkPolicy")["spec"]["ingress"]
+    assert kubelet_only["from"] == peers
     assert one(render(enabled), "NetworkPolicy")["spec"]["policyTypes"] == ["Ingress"]
 
 
