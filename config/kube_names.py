@@ -24,7 +24,7 @@ def check_subdomain(value: str) -> str:
     """A DNS-1123 subdomain: what a Node (and its Lease) may be called."""
     if len(value) > MAX_SUBDOMAIN_LENGTH:
         raise ValueError(f"{value!r} is longer than {MAX_SUBDOMAIN_LENGTH} characters")
-    if not _DNS1123_SUBDOMAIN.match(value):
+    if not _DNS1123_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.',"
             " starting and ending with a letter or digit"
@@ -36,7 +36,7 @@ def check_label(value: str) -> str:
     """A DNS-1123 label: what a namespace may be called."""
     if len(value) > MAX_NAME_PART_LENGTH:
         raise ValueError(f"{value!r} is longer than {MAX_NAME_PART_LENGTH} characters")
-    if not _DNS1123_LABEL_ONLY.match(value):
+    if not _DNS1123_LABEL_ONLY.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label (a namespace name): lowercase letters,"
             " digits and '-', starting and ending with a letter or digit"
@@ -54,7 +54,7 @@ def check_qualified_name(value: str) -> str:
             check_subdomain(prefix)
         except ValueError as exc:
             raise ValueError(f"prefix of {value!r}: {exc}") from None
-    if not name or len(name) > MAX_NAME_PART_LENGTH or not _QUALIFIED_NAME_PART.match(name):
+    if not name or len(name) > MAX_NAME_PART_LENGTH or not _QUALIFIED_NAME_PART.fullmatch(name):
         raise ValueError(
             f"{value!r} is not a qualified name: an optional DNS subdomain prefix and '/',"
             " then 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter"
@@ -65,7 +65,7 @@ def check_qualified_name(value: str) -> str:
 
 def check_label_value(value: str) -> str:
     """A label or taint value: empty, or up to 63 name characters."""
-    if len(value) > MAX_NAME_PART_LENGTH or not _LABEL_VALUE.match(value):
+    if len(value) > MAX_NAME_PART_LENGTH or not _LABEL_VALUE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid label value: at most 63 letters, digits, '-', '_'"
             " or '.', starting and ending with a letter or digit"

@@ -168,6 +168,13 @@ def _api_url(value: str) -> str:
         raise ValueError(f"{value!r} is not an http(s) URL")
     if parts.query or parts.fragment:
         raise ValueError(f"{value!r} must not have a query or fragment")
+    if parts.username is not None or parts.password is not None:
+        # It would be printed with the URL (check-config, errors); the key is the login.
+        raise ValueError(f"{parts.scheme}://…@{parts.hostname}: a URL must not carry credentials")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        raise ValueError(f"{value!r} has a port that is not a number in 1..65535") from None
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         # Every request carries the API key in a header: over http anyone on the path
         # reads it. The simulator is the one http server worth talking to, locally.

@@ -193,9 +193,9 @@ class ProcessSettings(BaseSettings):
     )
     managed_by: str | None = Field(
         None,
-        description="Value of the salad.com/managed-by label written on every Node and"
-        " node Lease; the chart's admission policy lets the process write only Nodes and"
-        " Leases that carry its release's value. Unset: no such label.",
+        description="Value of the node-restriction.kubernetes.io/salad-vk label written on"
+        " every Node and node Lease; the chart's admission policy lets the process write"
+        " only Nodes and Leases that carry its release's value. Unset: no such label.",
     )
 
     @field_validator("log_level", "log_format", "decommission_policy", mode="before")

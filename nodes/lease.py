@@ -61,7 +61,8 @@ class LeaseKeeper:
     ) -> None:
         self._kube = kube.unlimited()
         self._labels = dict(labels or {})
-        """Carried by the Lease (the chart's admission policy checks salad.com/managed-by)."""
+        """Carried by the Lease (the chart's admission policy checks its
+        node-restriction.kubernetes.io/salad-vk label)."""
         self._node = node_name
         self._ensure_node = ensure_node
         self._identity = identity

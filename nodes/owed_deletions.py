@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.schema import SALAD_NAME_PATTERN
+
 log = logging.getLogger(__name__)
 
 ANNOTATION = "salad.com/owed-deletions"
+
+_GROUP_NAME = re.compile(SALAD_NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 _FIRST_BACKOFF = 2.0
 _MAX_BACKOFF = 60.0
@@ -102,8 +107,18 @@ def parse(text: Any) -> list[Debt]:
         return []
     debts = []
     for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and all(
-            isinstance(entry.get(k), str) and entry.get(k) for k in ("group", "uid", "pod")
-        ):
+        if _well_formed(entry):
             debts.append(Debt(entry["group"], entry["uid"], entry["pod"], seen=False))
+        else:
+            log.warning("annotation %s: ignoring an entry that is not a debt", ANNOTATION)
     return debts
+
+
+def _well_formed(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    group, uid, pod = (entry.get(k) for k in ("group", "uid", "pod"))
+    if not all(isinstance(value, str) for value in (group, uid, pod)):
+        return False
+    namespace, slash, name = str(pod).partition("/")
+    return bool(_GROUP_NAME.fullmatch(str(group)) and uid and slash and namespace and name)

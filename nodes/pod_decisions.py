@@ -15,8 +15,7 @@ Rules that keep workloads safe:
   same name owned by another pod is never deleted nor adopted for this one.
 * A pod the node refused waits, as the kubelet's pods do (``Pending``, the container
   waiting with the reason): a Failed pod would be replaced at once by its ReplicaSet
-  and refused again, a storm of pods. A refusal that cannot change by itself is judged
-  again only when the pod does (its spec or annotations).
+  and refused again, a storm of pods.
 """
 
 from __future__ import annotations
@@ -46,13 +45,16 @@ class PodTrack:
     created_at: float | None = None
     """Monotonic time our create (or adoption) of the group completed."""
     delete_sent_at: float | None = None
+    create_sent: bool = False
+    """A create went out: even if its answer was lost, the group may exist."""
     next_attempt: float = 0.0
     attempts: int = 0
     waiting: tuple[str, str] | None = None
     """A waiting reason/message shown while the group cannot be created (yet)."""
     judged: str | None = None
-    """Digest of the pod a lasting refusal was judged on: it is judged again only when
-    the pod changes (an annotation fixed in place, say)."""
+    """Digest of the pod a lasting refusal was judged on. Such a pod is judged again at
+    the end of a long backoff (what it reads, a Secret's value or its namespace's
+    labels, may have changed), and at once when the pod itself changes."""
     instances: list[ContainerGroupInstance] = field(default_factory=list)
     instances_at: float = 0.0
     fetched: ContainerGroup | None = None
@@ -150,7 +152,7 @@ def _has_readiness_probe(pod: Mapping[str, Any]) -> bool:
     return bool(containers[0].get("readinessProbe"))
 
 
-def _has_run(pod: Mapping[str, Any]) -> bool:
+def has_run(pod: Mapping[str, Any]) -> bool:
     """Whether the pod's status shows a container group instance (ours, earlier)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return any(str(s.get("containerID") or "").startswith("salad://") for s in statuses)
@@ -219,7 +221,11 @@ def _deletion(
     # Delete unless the group provably never existed: a 404 costs one call, a group
     # left running costs money and shows up as an orphan ten minutes later.
     may_exist = not name_taken(track, listing) and (
-        group is not None or track.created_at is not None or not listing.complete or _has_run(pod)
+        group is not None
+        or track.created_at is not None
+        or track.create_sent
+        or not listing.complete
+        or has_run(pod)
     )
     if track.delete_sent_at is None:
         return DeleteGroup("pod deleted") if may_exist else Finish()
@@ -244,13 +250,16 @@ def decide(pod: JSON, track: PodTrack, listing: Listing, when: Circumstances) ->
             return Confirm()
         if track.created_at is not None:
             return status_action(pod, track, None, when)
-        if track.judged is not None and track.judged == pod_digest(pod):
-            # Refused for good as the pod is: it shows why until it changes.
-            return status_action(pod, track, None, when)
         return Create()
     if _wants_instances(pod, track, group, when):
         return ReadInstances(group)
     return status_action(pod, track, group, when)
+
+
+def changed_since_refused(pod: Mapping[str, Any], track: PodTrack) -> bool:
+    """Whether a refused pod was changed since (an annotation fixed in place, say): it is
+    then judged again at once instead of at the end of its backoff."""
+    return track.judged is not None and track.judged != pod_digest(pod)
 
 
 def adopted_listed(track: PodTrack, listing: Listing, now: float) -> None:

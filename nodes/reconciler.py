@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -64,9 +64,11 @@ from .pod_decisions import (
     ReadInstances,
     WriteStatus,
     adopted_listed,
+    changed_since_refused,
     decide,
     deleting,
     group_state,
+    is_ours,
     phase,
     pod_digest,
     resource_version,
@@ -86,7 +88,7 @@ from .saladcloud.errors import (
     project_not_found_message,
 )
 from .saladcloud.models import ContainerGroup
-from .settings import NodeSettings
+from .settings import CORDONED_BY, NodeSettings
 from .translate import (
     Refusal,
     container_group_name,
@@ -104,9 +106,9 @@ T = TypeVar("T")
 
 LIST_CAP = 100
 """SaladCloud lists return at most this many groups; a full page may hide some."""
-INSTANCE_READS_PER_PASS = 5
-"""Instance reads one pass may start: a node with a hundred unready pods reads a few
-at a time (at the key's lowest priority) instead of queueing a hundred."""
+INSTANCE_READS_IN_FLIGHT = 5
+"""Instance reads a node may have waiting or in flight: a node with a hundred unready
+pods reads a few at a time (at the key's lowest priority) instead of queueing a hundred."""
 _MAX_BACKOFF = 300.0
 _MAX_WAITING_BACKOFF = 30.0
 """A pod waiting for a Secret or ConfigMap is tried again at least this often, as the
@@ -114,12 +116,16 @@ kubelet retries ``CreateContainerConfigError``: nothing tells the node it appear
 _DEBT_WRITE_PAUSE = 1.0
 
 
-def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealth | None:
+def health_from_error(
+    error: SaladError, *, listing: bool = False, said: str | None = None
+) -> SaladHealth | None:
     """How a SaladCloud error changes the node's view of SaladCloud, if at all.
 
     A 404 or an unreadable answer means something only for the project's list: a
-    missing group is normal, a missing project is not.
+    missing group is normal, a missing project is not. ``said`` is the error as it may
+    be shown (Secret values scrubbed), when it differs from ``str(error)``.
     """
+    said = str(error) if said is None else said
     if listing and isinstance(error, SaladNotFound):
         return SaladHealth(False, "ProjectNotFound", project_not_found_message(error))
     if listing and isinstance(error, SaladProtocolError):
@@ -127,9 +133,9 @@ def health_from_error(error: SaladError, *, listing: bool = False) -> SaladHealt
             False, "APIResponseInvalid", f"SaladCloud's answer is unreadable: {error}"
         )
     if isinstance(error, SaladAuthError):
-        return SaladHealth(False, "APIKeyRejected", f"SaladCloud refused the API key: {error}")
+        return SaladHealth(False, "APIKeyRejected", f"SaladCloud refused the API key: {said}")
     if isinstance(error, SaladUnavailable):
-        return SaladHealth(False, "APIUnreachable", f"SaladCloud cannot be reached: {error}")
+        return SaladHealth(False, "APIUnreachable", f"SaladCloud cannot be reached: {said}")
     if isinstance(error, SaladRateLimited):
         return SaladHealth(True, "RateLimited", "SaladCloud is rate limiting this API key")
     return None
@@ -174,6 +180,7 @@ class Reconciler:
         self._list_wake = anyio.Event()
         self._next_pass = 0.0
         self._busy: set[str] = set()
+        self._reads: set[str] = set()
         self._wake = anyio.Event()
         self._in_flight: set[anyio.CancelScope] = set()
         """Mutations being sent: given ``mutation_grace`` to finish once the node stops."""
@@ -290,8 +297,8 @@ class Reconciler:
                 self._debts_changed.set()
             await anyio.sleep(_DEBT_WRITE_PAUSE)
 
-    def _saw_error(self, error: SaladError) -> None:
-        health = health_from_error(error)
+    def _saw_error(self, error: SaladError, said: str | None = None) -> None:
+        health = health_from_error(error, said=said)
         if health is not None:
             self._reporter.set_health(health)
 
@@ -313,42 +320,22 @@ class Reconciler:
         pods = self._pods.pods
         phases: dict[str, int] = {}
         live: dict[str, str] = {}
-        reads = 0
         for key, pod in pods.items():
-            meta = pod.get("metadata") or {}
-            uid = str(meta.get("uid"))
             phases[phase(pod)] = phases.get(phase(pod), 0) + 1
-            track = self._tracked.get(key)
-            if track is None or track.uid != uid:
-                if track is not None:
-                    self._forget(key, track, listing)
-                track = self._tracked[key] = PodTrack(
-                    uid=uid,
-                    group=container_group_name(
-                        str(meta.get("namespace")), str(meta.get("name")), uid
-                    ),
-                )
+            track = self._track(key, pod, listing, now)
             live[track.group] = key
-            adopted_listed(track, listing, now)
-            if deleting(pod) and not track.deletion_seen:
-                # A deletion must not wait out the backoff of an earlier create.
-                track.deletion_seen = True
-                track.next_attempt, track.attempts = 0.0, 0
-            if uid in self._busy:
+            if track.uid in self._busy:
                 continue
             if now < track.next_attempt:
                 self._next_pass = min(self._next_pass, track.next_attempt)
                 continue
             action = decide(pod, track, listing, when)
             if isinstance(action, ReadInstances):
-                if reads >= INSTANCE_READS_PER_PASS:
-                    self._next_pass = min(self._next_pass, now + 1.0)
-                    continue
-                reads += 1
-            if action is not None:
+                self._read_soon(actions, pod, track, action, now)
+            elif action is not None:
                 self._spawn(
                     actions,
-                    uid,
+                    track.uid,
                     functools.partial(self._execute, pod, track, action),
                     functools.partial(_back_off, track),
                 )
@@ -361,6 +348,47 @@ class Reconciler:
                 )
         self._pay_debts(actions, listing, now)
         self._collect_orphans(actions, listing, live, now)
+
+    def _track(self, key: str, pod: JSON, listing: Listing, now: float) -> PodTrack:
+        """The pod's track, new for a new pod (its predecessor under the name forgotten),
+        brought up to date with what the pod shows."""
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid"))
+        track = self._tracked.get(key)
+        if track is None or track.uid != uid:
+            if track is not None:
+                self._forget(key, track, listing)
+            group = container_group_name(str(meta.get("namespace")), str(meta.get("name")), uid)
+            track = self._tracked[key] = PodTrack(uid=uid, group=group)
+        adopted_listed(track, listing, now)
+        if changed_since_refused(pod, track):
+            track.judged, track.next_attempt, track.attempts = None, 0.0, 0
+        if deleting(pod) and not track.deletion_seen:
+            # A deletion must not wait out the backoff of an earlier create.
+            track.deletion_seen = True
+            track.next_attempt, track.attempts = 0.0, 0
+        return track
+
+    def _read_soon(
+        self, actions: TaskGroup, pod: JSON, track: PodTrack, action: ReadInstances, now: float
+    ) -> None:
+        """Start an instance read, unless the node has enough of them in flight. A read
+        waits at the key's lowest priority, so it does not make its pod busy: a
+        deletion of the pod must not wait behind it."""
+        key = f"instances/{track.uid}"
+        if key in self._busy or len(self._reads) >= INSTANCE_READS_IN_FLIGHT:
+            self._next_pass = min(self._next_pass, now + 1.0)
+            return
+        track.instances_at = now
+        self._reads.add(key)
+
+        async def read() -> None:
+            try:
+                await self._execute(pod, track, action)
+            finally:
+                self._reads.discard(key)
+
+        self._spawn(actions, key, read, functools.partial(_back_off, track))
 
     def _spawn(
         self,
@@ -408,8 +436,11 @@ class Reconciler:
             and listing.sent_at > track.delete_sent_at
             and track.group not in listing.groups
         )
-        # A create may be in flight (the pod is busy): owe its group too; a 404 is cheap.
-        may_exist = listed or track.created_at is not None or track.uid in self._busy
+        # A create may be in flight (the pod is busy), or one whose answer was lost may
+        # have made it: owe its group too; a 404 is cheap.
+        may_exist = (
+            listed or track.created_at is not None or track.create_sent or track.uid in self._busy
+        )
         if may_exist and not confirmed_gone:
             self.owed.owe(track.group, track.uid, key)
             self._debts_moved()
@@ -437,6 +468,9 @@ class Reconciler:
         """Send a SaladCloud mutation. Once started it is not cancelled by the node
         stopping; from then on it gets ``mutation_grace`` to finish, so its outcome is
         known. A node already stopping starts none."""
+        # A cancellation delivered in the same step as whatever led here must win: past
+        # this point the call is shielded and goes out.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if self._stopping:
             await anyio.lowlevel.checkpoint()
         with anyio.CancelScope(shield=True) as scope:
@@ -494,6 +528,22 @@ class Reconciler:
         await pod_writes.remove(self._kube, pod)
 
     async def _delete_group(self, pod: JSON, track: PodTrack, why: str) -> None:
+        listing = self._listing
+        if listing is None or group_state(track, listing) is None:
+            # Not in the list as ours (a full list hides some): ask before deleting, so
+            # that a group of this name owned by another pod is never deleted.
+            try:
+                found = await self._salad.get_container_group(track.group)
+            except SaladNotFound:
+                found = None
+            if found is not None and not is_ours(found, track):
+                log.warning(
+                    "not deleting container group %s: it belongs to another pod",
+                    track.group,
+                    extra=self._extra,
+                )
+                track.delete_sent_at = time.monotonic()
+                return
         with contextlib.suppress(SaladNotFound):
             await self._mutate(lambda: self._salad.delete_container_group(track.group))
         track.delete_sent_at = time.monotonic()
@@ -504,11 +554,27 @@ class Reconciler:
         self._list_soon()
 
     async def _create(self, pod: JSON, track: PodTrack) -> None:
+        if self._decommissioning():
+            # Removed from the configuration and being drained: a new group here (a
+            # DaemonSet's replacement pod, say) would outlive the node.
+            _back_off(track, _MAX_WAITING_BACKOFF)
+            await self._wait_with(
+                pod,
+                track,
+                "NodeDecommissioning",
+                f"node {self._settings.name} is being removed from salad-vk's configuration "
+                "and drained; it creates no new container group",
+                refusal=False,
+            )
+            return
         body, sensitive = await self._translator.translate(pod)
         if isinstance(body, Refusal):
             await self._refused(pod, track, body)
             return
         body = with_owner(body, pod, self._settings.name, self._settings.cluster.id or "unknown")
+        # From here the group may exist whatever the answer (a timeout after it was
+        # sent): a deletion of the pod must then look for it.
+        track.create_sent = True
         try:
             group = await self._mutate(lambda: self._salad.create_container_group(body))
         except SaladNameConflict:
@@ -529,6 +595,10 @@ class Reconciler:
             f"created container group {track.group} in project "
             f"{self._settings.organization}/{self._settings.project}",
         )
+
+    def _decommissioning(self) -> bool:
+        meta = self._reporter.server_node().get("metadata") or {}
+        return bool((meta.get("annotations") or {}).get(CORDONED_BY))
 
     async def _wait_with(
         self,
@@ -557,7 +627,10 @@ class Reconciler:
         """The pod cannot become a group. It waits (never Failed: its controller would
         replace it with one refused the same way); nothing is sent to SaladCloud."""
         if refusal.permanent:
+            # Judged again now and then all the same: a refusal may rest on a Secret's
+            # value or the namespace's labels, which can be fixed without the pod.
             track.judged = pod_digest(pod)
+            _back_off(track)
         else:
             _back_off(track, _MAX_WAITING_BACKOFF)
         await self._wait_with(pod, track, refusal.reason, refusal.message)
@@ -583,13 +656,12 @@ class Reconciler:
             return
         owner = owner_of(group)
         if owner is None or owner.uid != track.uid:
-            taken = "another owner" if owner is None else f"pod {owner.namespace}/{owner.name}"
+            # Which pod holds it is none of this pod's readers' business (another tenant).
             await self._fail(
                 pod,
                 track,
                 "ContainerGroupNameTaken",
-                f"container group name {track.group} belongs to {taken}"
-                + ("" if owner is None else f" ({owner.uid})"),
+                f"container group name {track.group} belongs to another pod",
             )
             return
         track.created_at = time.monotonic()
@@ -601,9 +673,10 @@ class Reconciler:
     ) -> None:
         """The pod waits and the create is tried again later; a refusal from SaladCloud
         (a 4xx that retrying will not change, say a quota) waits longer."""
-        self._saw_error(error)
-        # SaladCloud may quote the body back: Secret values stay out of events and status.
+        # SaladCloud may quote the body back: Secret values stay out of events, pod status
+        # and the node's condition.
         said = scrub(str(error), sensitive)
+        self._saw_error(error, said)
         _back_off(track)
         if error.permanent and not isinstance(error, SaladAuthError):
             message = f"SaladCloud refused the container group, will retry: {said}"
@@ -630,7 +703,6 @@ class Reconciler:
         track.fetched, track.fetched_at = group, time.monotonic()
 
     async def _read_instances(self, pod: JSON, track: PodTrack, group: ContainerGroup) -> None:
-        track.instances_at = time.monotonic()
         try:
             track.instances = await self._salad.list_instances(group.name)
         except SaladNotFound:
@@ -675,10 +747,15 @@ class Reconciler:
             self._metrics.owed_deletions.labels(node=self._settings.name).set(len(self.owed))
 
     async def _pay(self, debt: Debt, listed: ContainerGroup | None) -> None:
-        if not debt.seen and not await self._still_owed(debt, listed):
-            self.owed.settle(debt.group)
-            self._debts_moved()
-            return
+        if not debt.seen:
+            verdict = await self._restored_debt(debt, listed)
+            if verdict == "wait":
+                _back_off(debt, 60.0)
+                return
+            if verdict == "drop":
+                self.owed.settle(debt.group)
+                self._debts_moved()
+                return
         try:
             await self._mutate(lambda: self._salad.delete_container_group(debt.group))
         except SaladNotFound:
@@ -692,18 +769,52 @@ class Reconciler:
         )
         self._list_soon()
 
-    async def _still_owed(self, debt: Debt, listed: ContainerGroup | None) -> bool:
-        """A debt this process did not see arise: the orphan collector's rules, without
-        its wait. The group (if listed) must carry this node's and cluster's marks, and
-        the pod must really be gone."""
-        if listed is not None:
-            owner = owner_of(listed)
-            if owner is None or owner.node != self._settings.name:
-                return False
-            if owner.cluster != self._settings.cluster.id or not owner.cluster:
-                return False
-        namespace, _, name = debt.pod.partition("/")
-        return not await self._pod_alive(namespace, name, debt.uid)
+    async def _restored_debt(
+        self, debt: Debt, listed: ContainerGroup | None
+    ) -> Literal["pay", "drop", "wait"]:
+        """Whether to pay a debt this process did not see arise.
+
+        It was read back from the Node, which anyone allowed to patch Nodes can write:
+        it is paid only for a group provably this node's, in this cluster, of the
+        debt's pod, and whose pod is gone (the orphan collector's rules, without its
+        wait). The pod is looked up by the group's own marks, never by the annotation's
+        word. Without the cluster's identity nothing can be proven yet: wait.
+        """
+        if not self._settings.cluster.id:
+            return "wait"
+        group = listed
+        if group is None:
+            try:
+                group = await self._salad.get_container_group(debt.group)
+            except SaladNotFound:
+                log.info("owed deletion of %s: already gone", debt.group, extra=self._extra)
+                return "drop"
+        owner = owner_of(group)
+        if (
+            owner is None
+            or owner.uid != debt.uid
+            or owner.node != self._settings.name
+            or owner.cluster != self._settings.cluster.id
+        ):
+            log.warning(
+                "owed deletion of %s dropped: the group does not carry this node's marks "
+                "for pod %s (%s)",
+                debt.group,
+                debt.pod,
+                debt.uid,
+                extra=self._extra,
+            )
+            return "drop"
+        if await self._pod_alive(owner.namespace, owner.name, owner.uid):
+            log.warning(
+                "owed deletion of %s dropped: its pod %s/%s is alive",
+                debt.group,
+                owner.namespace,
+                owner.name,
+                extra=self._extra,
+            )
+            return "drop"
+        return "pay"
 
     async def _pod_alive(self, namespace: str, name: str, uid: str) -> bool:
         try:

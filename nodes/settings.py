@@ -25,7 +25,7 @@ CORDONED_BY = "salad.com/cordoned-by"
 """Marks a cordon salad-vk made to drain a node removed from the config, so that adding
 the node back lifts it (and only that one: an administrator's cordon is theirs)."""
 
-MANAGED_BY_LABEL = "salad.com/managed-by"
+MANAGED_BY_LABEL = "node-restriction.kubernetes.io/salad-vk"
 """Names the process (the chart's release) that serves a Node and writes its Lease."""
 
 UNAVAILABLE_TAINT_KEY = "salad.com/saladcloud-unavailable"
@@ -80,7 +80,7 @@ class NodeSettings:
     default_priority: str | None = None
 
     managed_by: str | None = None
-    """Value of the ``salad.com/managed-by`` label on the Node and its Lease: the
+    """Value of the ``node-restriction.kubernetes.io/salad-vk`` label on the Node and its Lease: the
     chart's admission policy lets this process write only objects that carry it."""
 
     @property

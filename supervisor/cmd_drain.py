@@ -27,7 +27,7 @@ from nodes.kube import KubeClient, KubeError, KubeNotFound
 
 from .cli_args import add_kubeconfig, add_log_level
 from .cmd_run import kubeconfig_origin
-from .decommission import drain
+from .decommission import DrainFailed, drain
 from .errors import CliError
 from .kubeconfig import KubeSource, api_client, resolve_kube_source
 from .logs import configure
@@ -101,7 +101,10 @@ def drain_command(args: argparse.Namespace) -> int:
         return 0
     left = anyio.run(_drain_all, source, names, args.timeout_seconds)
     if left:
-        where = ", ".join(f"{name} ({count})" for name, count in left.items())
+        where = ", ".join(
+            f"{name} ({count if count >= 0 else 'unknown: the drain failed'})"
+            for name, count in left.items()
+        )
         print(
             f"salad-vk drain: pods still on {where} after {args.timeout_seconds:g}s; their"
             " container groups may still be running: is salad-vk running? (kubectl get pods -A"
@@ -128,7 +131,12 @@ async def _drain_all(source: KubeSource, names: list[str], give_up_after: float)
             await _warn_if_not_served(kube, name)
 
         async def one(name: str) -> None:
-            remaining = await drain(kube, name, give_up_after)
+            try:
+                remaining = await drain(kube, name, give_up_after)
+            except DrainFailed as error:
+                print(f"  {name}: {error}", file=sys.stderr, flush=True)
+                left[name] = -1
+                return
             if remaining:
                 left[name] = remaining
             else:

@@ -23,6 +23,8 @@ import anyio
 
 from config import DecommissionPolicy
 from nodes.kube import KubeClient, KubeError, KubeNotFound, api_path
+from nodes.owed_deletions import ANNOTATION as OWED_ANNOTATION
+from nodes.pod_decisions import has_run
 from nodes.settings import CORDONED_BY
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,9 @@ log = logging.getLogger(__name__)
 _POLL = 2.0
 
 
-async def _pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
-    """The pods a drain waits for: all of the node's but DaemonSet pods, which, as with
-    ``kubectl drain --ignore-daemonsets``, their controller would only recreate."""
+async def _all_pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
     page = await kube.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={node}"})
-    return [pod for pod in page.get("items") or [] if not _daemon_pod(pod)]
+    return list(page.get("items") or [])
 
 
 def _daemon_pod(pod: dict[str, object]) -> bool:
@@ -47,14 +47,22 @@ def _daemon_pod(pod: dict[str, object]) -> bool:
 
 
 async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
-    """Cordon ``node`` and delete its pods gracefully; return how many were left.
+    """Cordon ``node``, delete its pods gracefully; return how many were left.
+
+    First every pod but DaemonSet pods, as ``kubectl drain --ignore-daemonsets`` does
+    (their controller would only put them back). Then the DaemonSet pods that ran: their
+    container groups bill like any other, and the node, cordoned by salad-vk, creates
+    no group for the replacements their controller makes, so this ends. Last, the
+    deletions the node still owes (its Node's ``salad.com/owed-deletions``) are waited
+    for: deleting the Node would forget them.
 
     Transient API errors are retried until ``give_up_after``: a drain abandoned half
     way would leave pods Terminating and their container groups running.
     """
     deleted: set[str] = set()
     remaining: list[dict[str, object]] = []
-    cordoned = False
+    cordoned = listed = False
+    failure: KubeError | None = None
     with anyio.move_on_after(give_up_after):
         while True:
             try:
@@ -67,31 +75,55 @@ async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
                         },
                     )
                     cordoned = True
-                remaining = await _pods_on(kube, node)
-                if not remaining:
+                pods = await _all_pods_on(kube, node)
+                listed = True
+                remaining = [p for p in pods if not _daemon_pod(p)] or [
+                    p for p in pods if has_run(p)
+                ]
+                if remaining:
+                    await _delete_each(kube, remaining, deleted)
+                elif not await _owes_deletions(kube, node):
                     return 0
-                for pod in remaining:
-                    meta = pod.get("metadata") or {}
-                    assert isinstance(meta, dict)
-                    uid = str(meta.get("uid"))
-                    if uid in deleted or meta.get("deletionTimestamp"):
-                        continue
-                    with contextlib.suppress(KubeNotFound):
-                        await kube.delete(
-                            api_path(
-                                "/api/v1/namespaces/{namespace}/pods/{name}",
-                                namespace=str(meta.get("namespace")),
-                                name=str(meta.get("name")),
-                            ),
-                            {"preconditions": {"uid": uid}},
-                        )
-                    deleted.add(uid)
             except KubeNotFound:
                 return 0  # the Node itself is gone already
             except KubeError as error:
+                failure = error
                 log.warning("drain: %s; retrying", error, extra={"node": node})
             await anyio.sleep(_POLL)
+    if not listed:
+        # Nothing is known about the node's pods: never report that as "none left".
+        raise DrainFailed(f"could not drain node {node}: {failure or 'no answer'}")
     return len(remaining)
+
+
+class DrainFailed(Exception):
+    """The drain could not even cordon the node and list its pods before its time ran out."""
+
+
+async def _delete_each(kube: KubeClient, pods: list[dict[str, object]], deleted: set[str]) -> None:
+    """Delete each pod once (this incarnation only), gracefully."""
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        assert isinstance(meta, dict)
+        uid = str(meta.get("uid"))
+        if uid in deleted or meta.get("deletionTimestamp"):
+            continue
+        with contextlib.suppress(KubeNotFound):
+            await kube.delete(
+                api_path(
+                    "/api/v1/namespaces/{namespace}/pods/{name}",
+                    namespace=str(meta.get("namespace")),
+                    name=str(meta.get("name")),
+                ),
+                {"preconditions": {"uid": uid}},
+            )
+        deleted.add(uid)
+
+
+async def _owes_deletions(kube: KubeClient, node: str) -> bool:
+    found = await kube.get(f"/api/v1/nodes/{node}")
+    annotations = (found.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(OWED_ANNOTATION))
 
 
 async def remove_node_objects(kube: KubeClient, node: str) -> None:
@@ -116,7 +148,11 @@ async def decommission(
     """Retire ``node`` by ``policy``; ``stop_node`` cancels its task and waits for it."""
     log.info("decommissioning node (policy %s)", policy.value, extra={"node": node})
     if policy == DecommissionPolicy.DRAIN:
-        left = await drain(kube, node, drain_timeout)
+        try:
+            left = await drain(kube, node, drain_timeout)
+        except DrainFailed as error:
+            log.warning("%s; removing it anyway", error, extra={"node": node})
+            left = 0
         if left:
             log.warning(
                 "%d pods still on the node after %.0fs; removing it anyway",

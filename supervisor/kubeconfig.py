@@ -14,6 +14,7 @@ file nor what to do. Merging and checking are pure functions over parsed documen
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +185,13 @@ def merge_kubeconfigs(
                 if (section, name) in origin:
                     continue
                 origin[(section, name)] = path
-                body = dict(entry.get(inner) or {})
+                body = entry.get(inner) or {}
+                if not isinstance(body, dict):
+                    raise CliError(
+                        f"kubeconfig {path}: {section}[{index}] ({name}): {inner} is not a "
+                        "mapping of settings"
+                    )
+                body = dict(body)
                 for field in _FILE_FIELDS.get(section, ()):
                     value = body.get(field)
                     if isinstance(value, str) and value and not Path(value).is_absolute():
@@ -222,7 +229,7 @@ def check_kubeconfig(merged: MergedKubeconfig) -> str:
             f"{where}: context {context_name!r} uses cluster {cluster_name!r}, which is not"
             " defined: add it, or fix the context"
         )
-    if not cluster.get("server"):
+    if not isinstance(cluster.get("server"), str) or not cluster.get("server"):
         raise CliError(
             f"{_origin(merged, 'clusters', cluster_name)}: cluster {cluster_name!r} has no"
             " server URL: add `server: https://HOST:PORT`"
@@ -275,10 +282,17 @@ async def api_client(source: KubeSource, max_connections: int = 0) -> ApiClient:
             )
         else:
             await load_kube_config_from_dict(source.kubeconfig, client_configuration=configuration)
-    except (ConfigException, OSError, ValueError, KeyError) as exc:
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
         # What the checks above could not foresee: an exec plugin that fails, bad
-        # base64 in certificate-authority-data, ...
-        raise CliError(f"{source.description}: {exc}") from None
+        # base64 in certificate-authority-data, a server that is not a string, ...
+        raise CliError(f"{source.description}: {exc or type(exc).__name__}") from None
     # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
     configuration.connection_pool_maxsize = max_connections
-    return ApiClient(configuration=configuration)
+    try:
+        return ApiClient(configuration=configuration)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        # A certificate-authority (or client certificate) file that is not one.
+        raise CliError(
+            f"{source.description}: its certificates cannot be loaded ({exc}): "
+            "fix certificate-authority, client-certificate and client-key"
+        ) from None

@@ -122,18 +122,21 @@ class _JsonFormatter(logging.Formatter):
         self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
+        # Scrubbed before encoding: JSON turns a newline before a key into "\n", whose
+        # "n" would glue onto the key and hide it from a whole-token match.
+        scrub = self._redactor.scrub
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in self._STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, int | float | bool) else str(value)
+                entry[key] = value if isinstance(value, int | float | bool) else scrub(str(value))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return self._redactor.scrub(json.dumps(entry, ensure_ascii=False))
+            entry["exception"] = scrub(self.formatException(record.exc_info))
+        return scrub(json.dumps(entry, ensure_ascii=False))
 
 
 def configure(
@@ -157,4 +160,7 @@ def configure(
     # Client libraries log request details at DEBUG; keep them out unless asked for.
     for noisy in ("httpx", "httpcore", "aiohttp.access", "kubernetes_asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # aiohttp's server logs a traceback at ERROR for any malformed request: anyone who
+    # can reach the kubelet API port could fill the log. Our handlers log their own errors.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     return redactor

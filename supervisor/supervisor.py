@@ -212,12 +212,13 @@ class Supervisor:
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.lag.run)
-            group.start_soon(self.node_cache.run)
             await group.start(self.endpoints.serve, self.settings.metrics_address)
             # Said once for the process, not by every node registering in vain.
             server = self.shared.kube_api.configuration.host or "(no host)"
             await wait_for_api_server(self._kube, server)
             self._cluster = await read_cluster_facts(self._kube)
+            # After the wait: its retries would otherwise say the same thing again.
+            group.start_soon(self.node_cache.run)
             # Before any node: a node advertises the port the kubelet API really has.
             await group.start(self.kubelet.serve)
             self._apply(config)

@@ -258,7 +258,7 @@ class SaladClient:
                 call.operation,
                 attempt,
                 self._retry.max_attempts,
-                outcome.error,
+                outcome.error.brief,
                 delay,
                 extra=self._log_extra,
             )

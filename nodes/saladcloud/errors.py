@@ -41,13 +41,19 @@ class SaladError(Exception):
             return False
         return 400 <= self.status < 500 and self.status not in _TRANSIENT_STATUSES
 
-    def _message(self) -> str:
+    @property
+    def brief(self) -> str:
+        """The message without SaladCloud's detail, which may quote a request body (and
+        with it Secret values): what a log line about a retried call may say."""
+        return self._message(detail=False)
+
+    def _message(self, *, detail: bool = True) -> str:
         parts = [self.operation if self.url is None else f"{self.operation} {self.url}"]
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.problem_type and self.problem_type != "about:blank":
             parts.append(self.problem_type)
-        words = ": ".join(w for w in (self.title, self.detail) if w)
+        words = ": ".join(w for w in (self.title, self.detail if detail else None) if w)
         if words:
             parts.append(words)
         return " - ".join(parts)
@@ -108,8 +114,8 @@ class SaladNameConflict(SaladBadRequest):
             operation, status=status, problem_type=problem_type, title=title, detail=detail, url=url
         )
 
-    def _message(self) -> str:
-        message = super()._message()
+    def _message(self, *, detail: bool = True) -> str:
+        message = super()._message(detail=detail)
         if self.after_retry:
             message += " (an earlier attempt of this create may have succeeded)"
         return message

@@ -8,6 +8,7 @@ the values that came from Secrets are taken out first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,6 +19,9 @@ MIN_SCRUBBED_LENGTH = 4
 hiding next to nothing."""
 
 REDACTED = "[redacted]"
+MIN_CUT_PREFIX = 6
+"""The shortest start of a value taken for it at the end of a detail cut short."""
+_CUT = "…"
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -43,9 +47,25 @@ def sensitive_values(
     return frozenset(v for v in found if len(v) >= MIN_SCRUBBED_LENGTH)
 
 
+def _spellings(value: str) -> set[str]:
+    """How a value may appear in an error text: as is, trimmed, with its whitespace run
+    together (the client squeezes details onto one line), JSON- or repr-escaped."""
+    found = {value, value.strip(), " ".join(value.split())}
+    found.update({json.dumps(value)[1:-1], repr(value)[1:-1]})
+    return {v for v in found if len(v) >= MIN_SCRUBBED_LENGTH}
+
+
 def scrub(text: str, values: Iterable[str]) -> str:
-    """``text`` with each of ``values`` replaced by a marker, longest first (so that a
-    value containing another is removed whole)."""
-    for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
+    """``text`` with each of ``values``, in every spelling, replaced by a marker, longest
+    first (so that a value containing another is removed whole). A detail cut short
+    (ending in ``…``) may end in the start of a value: that is removed too."""
+    spellings = sorted({s for v in values for s in _spellings(v)}, key=len, reverse=True)
+    for spelling in spellings:
+        text = text.replace(spelling, REDACTED)
+    if text.endswith(_CUT):
+        body = text[: -len(_CUT)]
+        for spelling in spellings:
+            for size in range(len(spelling) - 1, MIN_CUT_PREFIX - 1, -1):
+                if body.endswith(spelling[:size]):
+                    return body[:-size] + REDACTED + _CUT
     return text

@@ -44,7 +44,11 @@ class LogOptions:
         """The oldest instant to show: the later of ``sinceSeconds`` ago and ``sinceTime``."""
         bounds = []
         if self.since_seconds is not None:
-            bounds.append(now - timedelta(seconds=self.since_seconds))
+            # The kubelet takes any int64; further back than datetime reaches is "all".
+            try:
+                bounds.append(now - timedelta(seconds=self.since_seconds))
+            except OverflowError:
+                bounds.append(datetime.min.replace(tzinfo=now.tzinfo))
         if self.since_time is not None:
             bounds.append(self.since_time)
         return max(bounds) if bounds else None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from nodes.kube import KubeClient
 from nodes.saladcloud.errors import SaladError, SaladRateLimited, SaladUnavailable
 from nodes.saladcloud.ratelimit import KeyBudget
 
+from ..errors import CliError
 from . import documents, log_plan
 from .auth import AuthError, Reviewer, User, bearer_token, user_of_certificate
 from .directory import NodeLookup, ServedNode
@@ -128,7 +131,14 @@ class KubeletServer:
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; ``task_status`` gets the bound port."""
         host, port = parse_listen_address(self._options.address)
-        listener = await self.tls.load()
+        try:
+            listener = await self.tls.load()
+        except (OSError, ssl.SSLError, ValueError) as error:
+            raise CliError(
+                "cannot load the kubelet API's serving certificate "
+                "(--kubelet-tls-cert-file, --kubelet-tls-key-file): "
+                f"{error}: give a readable PEM certificate and its key"
+            ) from None
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
         # A client that hangs up cancels its handler: a followed log stops polling at once.
@@ -142,7 +152,15 @@ class KubeletServer:
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=listener)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as error:
+                why = os.strerror(error.errno) if error.errno else str(error)
+                raise CliError(
+                    f"cannot listen on {self._options.address} (--kubelet-address) for the "
+                    f"kubelet API: {why}: choose another HOST:PORT (a real kubelet may hold "
+                    "10250 on this host)"
+                ) from None
             bound = runner.addresses[0] if runner.addresses else (host, port)
             self.port = int(bound[1])
             log.info("kubelet API listening on %s:%d", host, self.port)
@@ -188,15 +206,21 @@ class KubeletServer:
         """The nodes of ``scope`` the user may do this on (all nodes if none is served)."""
         names = scope or [""]
         decisions: dict[str, bool] = {}
+        failures: list[AuthError] = []
 
         async def decide(name: str) -> None:
-            decisions[name] = await self._reviewer.allowed(
-                user, attributes(request.method, request.path, name)
-            )
+            try:
+                decisions[name] = await self._reviewer.allowed(
+                    user, attributes(request.method, request.path, name)
+                )
+            except AuthError as error:  # raised below: a task group would wrap it
+                failures.append(error)
 
         async with anyio.create_task_group() as group:
             for name in names:
                 group.start_soon(decide, name)
+        if failures:
+            raise failures[0]
         return [name for name in names if decisions[name]]
 
     async def _answer(self, request: web.Request, where: Route) -> web.StreamResponse:
@@ -210,11 +234,15 @@ class KubeletServer:
             return _text(401, "Unauthorized")
         served = self._nodes()
         holder = _holder(served, where.pod_key) if where.pod else None
-        if holder is not None:
+        hint = forwarded_node(request.headers.get("X-Forwarded-Uri"))
+        # The API server authorized its user for one node's proxy and calls with its own
+        # certificate: the answer must stay within that node, never widen to others.
+        if hint is not None:
+            scope = [hint]
+        elif holder is not None:
             scope = [holder.name]
         else:
-            hint = forwarded_node(request.headers.get("X-Forwarded-Uri"))
-            scope = [hint] if hint is not None and hint in served else sorted(served)
+            scope = sorted(served)
         try:
             allowed = await self._allowed(user, request, scope)
         except AuthError as error:
@@ -235,6 +263,9 @@ class KubeletServer:
                 f"subresource(s)=[{wanted.subresource}])",
             )
         self._metrics.authorizations.labels(result="allowed").inc()
+        if hint is not None and (hint not in served or (holder and holder.name != hint)):
+            what = f"pod {where.pod_key}" if where.pod else "the node's data"
+            return _text(404, f"{what} is not served by node {hint} here")
         visible = {name: served[name] for name in allowed if name in served}
         return await self._serve(request, where, visible, holder)
 
@@ -293,10 +324,13 @@ class KubeletServer:
     async def _logs(
         self, request: web.Request, where: Route, node: ServedNode
     ) -> web.StreamResponse:
+        pod = node.pods.get(where.pod_key)
+        if pod is None:  # gone while the request was being authorized
+            return _text(404, f'pod "{where.pod}" does not exist')
         try:
             options = parse_log_options(request.query)
             where_log = log_plan.target(
-                node.pods[where.pod_key], where.container, node.project, previous=options.previous
+                pod, where.container, node.project, previous=options.previous
             )
         except (OptionsRefused, Refused) as refused:
             return _text(refused.status, str(refused))

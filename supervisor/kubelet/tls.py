@@ -148,10 +148,13 @@ class ServingTls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(cert), str(key))
+        # Tokens need no certificate: ask for one, verify it if it comes. Always so, even
+        # before the client CA could be read: a connection's verify mode comes from the
+        # listener's context, which is never swapped, and a CA read later must apply
+        # (until then a certificate cannot verify, and a token still works).
+        context.verify_mode = ssl.CERT_OPTIONAL
         if client_ca:
             context.load_verify_locations(cadata=client_ca)
-            # Tokens need no certificate: ask for one, verify it if it comes.
-            context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
     def _swap_in(self, ssl_object: ssl.SSLObject, _name: str | None, _: ssl.SSLContext) -> None:

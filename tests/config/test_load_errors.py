@@ -255,6 +255,18 @@ CASES = {
         "nodes[0].saladApiUrl",
         "http:// is accepted only for a loopback host",
     ),
+    "api url with credentials in it": Case(
+        "saladApiUrl: https://me:hunter2@api.salad.com/api/public\n" + NODE,
+        1,
+        "saladApiUrl",
+        "https://…@api.salad.com: a URL must not carry credentials",
+    ),
+    "api url with a port that is not one": Case(
+        "saladApiUrl: https://api.salad.com:99999/api/public\n" + NODE,
+        1,
+        "saladApiUrl",
+        "has a port that is not a number in 1..65535",
+    ),
     "allowed namespace that is not a namespace name": Case(
         NODE + "    allowedNamespaces: [team-a, Team_B]\n",
         6,

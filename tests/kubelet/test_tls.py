@@ -91,6 +91,24 @@ async def test_client_certificates_of_the_current_client_ca_are_accepted_after_a
     assert after == ["refused: ReadError", "bob", "anonymous"]
 
 
+async def test_a_client_ca_that_could_not_be_read_at_start_applies_once_it_can(
+    tmp_path: Path,
+) -> None:
+    authority = Authority("ca-late", tmp_path)
+    alice = authority.issue("alice")
+    bundle: list[str | None] = [None]
+
+    async def client_ca() -> str | None:
+        return bundle[0]
+
+    tls = ServingTls(cert_file=None, key_file=None, addresses=["127.0.0.1"], client_ca=client_ca)
+    async with serving(tls) as url:
+        assert await call(url, trust=False) == "anonymous", "a token-only client is served"
+        bundle[0] = authority.pem
+        assert await tls.refresh() is True
+        assert await call(url, trust=False, client=alice) == "alice"
+
+
 async def test_serving_certificate_files_are_reloaded_when_they_change(tmp_path: Path) -> None:
     old, new = Authority("old-ca", tmp_path), Authority("new-ca", tmp_path)
     cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"

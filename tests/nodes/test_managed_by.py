@@ -1,6 +1,6 @@
-"""The Node and its Lease carry the process's ``salad.com/managed-by`` label, including
-objects an earlier version wrote without it: the chart's admission policy lets the
-process write only objects that carry it."""
+"""The Node and its Lease carry the process's ``node-restriction.kubernetes.io/salad-vk``
+label, including objects an earlier version wrote without it: the chart's admission
+policy lets the process write only objects that carry it."""
 
 from __future__ import annotations
 

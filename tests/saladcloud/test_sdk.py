@@ -17,10 +17,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -542,15 +544,22 @@ def test_a_non_zero_exit_under_restart_policy_never_does_not_fail_the_group(
 # --- logs --------------------------------------------------------------------------------------
 
 
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_system_logs_and_log_entries_deserialize(sim: Simulate, client: Any) -> None:
-    start = sim.now()
     name = unique("logs")
     create(client, creation(name))
     sim.advance(DEPLOYED)
-    end = sim.now()
 
     events = [e.event_name for e in system_logs(client, name)]
     assert events[:2] == ["Instance Allocated", "Image Download Completed"]
+    # Log entries carry wall-clock times (a client asks "the last minute" by its own
+    # clock), whatever the simulator's time scale, and show once SaladCloud received
+    # them, up to --log-lag seconds later.
+    wall = datetime.now(UTC)
+    start, end = rfc3339(wall - timedelta(minutes=10)), rfc3339(wall + timedelta(minutes=10))
     for order in ("asc", "desc"):
         query = sdk.LogEntryQuery(
             start_time=start,
@@ -559,9 +568,14 @@ def test_system_logs_and_log_entries_deserialize(sim: Simulate, client: Any) -> 
             page_size=100,
             sort_order=order,
         )
-        page = deserialized(client.logs.query_log_entries(query, ORG), sdk.LogEntryCollection)
-        kinds = {entry.resource.type_ for entry in page.items}
-        assert {"deployment_controller", "instance_controller"} <= kinds
+        deadline = time.monotonic() + 10
+        while True:
+            page = deserialized(client.logs.query_log_entries(query, ORG), sdk.LogEntryCollection)
+            kinds = {entry.resource.type_ for entry in page.items}
+            if {"deployment_controller", "instance_controller"} <= kinds:
+                break
+            assert time.monotonic() < deadline, f"log entries of both kinds, got {kinds}"
+            time.sleep(0.5)
         times = [entry.time for entry in page.items]
         assert times == sorted(times, reverse=order == "desc")
 

@@ -112,6 +112,13 @@ async def test_the_service_account_writes_only_its_own_nodes_leases_and_pods(
                 lease["spec"]["holderIdentity"] = "salad-vk"
                 assert await refused(as_sa.put(f"{LEASES}/{other}", lease), LEASE_WRITES)
                 assert await refused(as_sa.delete(f"{LEASES}/{other}"), LEASE_WRITES)
+                # A Lease is judged by its node's name, not its label: a kubelet may label
+                # its own Lease as it likes, and that must not make it ours.
+                labelled = await admin.get(f"{LEASES}/{other}")
+                labelled["metadata"]["labels"] = {MANAGED_BY_LABEL: managed_by(release.objects)}
+                labelled = await admin.put(f"{LEASES}/{other}", labelled)
+                labelled["spec"]["holderIdentity"] = "salad-vk"
+                assert await refused(as_sa.put(f"{LEASES}/{other}", labelled), LEASE_WRITES)
                 # ... nor may it make up a Node of its own, labelled or not.
                 made_up = {
                     "metadata": {

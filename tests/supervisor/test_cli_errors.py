@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.cli import main
+from tests.controlplane.cluster import ControlPlane
 
 KEY = "sk-cli-test-0123456789abcdef"
 
@@ -41,7 +42,7 @@ def kubeconfig(
     *,
     current: str | None = "ctx",
     contexts: dict[str, dict[str, str]] | None = None,
-    clusters: dict[str, dict[str, str]] | None = None,
+    clusters: dict[str, dict[str, object]] | None = None,
     users: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     document: dict[str, object] = {
@@ -176,6 +177,17 @@ BROKEN_KUBECONFIGS: dict[str, tuple[Callable[[Path], object], str]] = {
     ),
     "a cluster without a server": (
         lambda p: kubeconfig(p, clusters={"c": {}}),
+        "kubeconfig {path}: cluster 'c' has no server URL: add `server: https://HOST:PORT`",
+    ),
+    "a cluster whose settings are not a mapping": (
+        lambda p: p.write_text(
+            "clusters: [{name: c, cluster: x}]\ncontexts: [{name: ctx, context: {cluster: c}}]\n"
+            "current-context: ctx\n"
+        ),
+        "kubeconfig {path}: clusters[0] (c): cluster is not a mapping of settings",
+    ),
+    "a server that is not a URL": (
+        lambda p: kubeconfig(p, clusters={"c": {"server": 5}}),
         "kubeconfig {path}: cluster 'c' has no server URL: add `server: https://HOST:PORT`",
     ),
     "a certificate authority file that is not there": (
@@ -346,3 +358,35 @@ def test_an_unknown_log_level_is_refused_by_every_command_alike(
         assert exited.value.code == 2
         err = capsys.readouterr().err
         assert "'loud' is not a log level: choose from debug, info, warning, error, critical" in err
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_certificate_authority_that_is_no_certificate_is_one_line(
+    projects: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_certificate = tmp_path / "ca.crt"
+    not_a_certificate.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    clusters: dict[str, dict[str, object]] = {
+        "c": {"server": "https://127.0.0.1:1", "certificate-authority": "ca.crt"}
+    }
+    kc = kubeconfig(tmp_path / "kc", clusters=clusters)
+    err = run_fails(capsys, ["run", "--config", str(projects), "--kubeconfig", str(kc)])
+    assert err.startswith(f"salad-vk run: kubeconfig {kc} (from --kubeconfig)")
+    assert err.endswith("fix certificate-authority, client-certificate and client-key")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_kubelet_address_in_use_says_so_and_names_the_flag(
+    projects: Path,
+    control_plane: ControlPlane,
+    busy_port: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["run", "--config", str(projects), "--kubeconfig", str(control_plane.kubeconfig)]
+    argv += ["--metrics-address", "127.0.0.1:0", "--log-level", "critical"]
+    argv += ["--kubelet-address", f"127.0.0.1:{busy_port}"]
+    err = run_fails(capsys, argv)
+    assert err.startswith(
+        f"salad-vk run: cannot listen on 127.0.0.1:{busy_port} (--kubelet-address) for the"
+        " kubelet API: Address already in use"
+    )

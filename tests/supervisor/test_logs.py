@@ -63,6 +63,20 @@ def test_json_lines_are_scrubbed_too() -> None:
     assert json.loads(stream.getvalue())["detail"] == "***"
 
 
+def test_a_key_after_a_newline_or_tab_is_masked_in_json_lines_too() -> None:
+    stream, redactor = _capture("json")
+    redactor.add(KEY)
+    log = logging.getLogger("x")
+    log.info("header:\n%s", KEY)
+    log.info("field\t%s", KEY, extra={"detail": f"line\n{KEY}"})
+    try:
+        _fail_with(f"bad header\n{KEY}")
+    except RuntimeError:
+        log.exception("failed")
+    assert KEY not in stream.getvalue()
+    assert "\\n***" in stream.getvalue()
+
+
 def test_only_whole_tokens_are_masked_so_a_key_inside_a_node_name_leaves_the_name_alone() -> None:
     stream, redactor = _capture("text")
     redactor.add("wrongkey")

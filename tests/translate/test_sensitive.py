@@ -36,3 +36,24 @@ def test_secret_values_and_registry_credentials_are_scrubbed() -> None:
 
 def test_a_value_containing_another_is_removed_whole() -> None:
     assert scrub("x=abcdefgh", {"abcd", "abcdefgh"}) == f"x={REDACTED}"
+
+
+def test_a_value_is_found_however_the_error_text_spells_it() -> None:
+    key = (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    )
+    values = {"s3cr3t-db-password\n", key}
+    squeezed = " ".join(key.split())
+    for said in (
+        "env DB='s3cr3t-db-password\\n' rejected",  # repr-quoted
+        'env DB="s3cr3t-db-password\\n" rejected',  # JSON-quoted
+        f"service_key {squeezed} invalid",  # the client squeezes whitespace
+        f"service_key {key!r} invalid",
+    ):
+        scrubbed = scrub(said, values)
+        assert "s3cr3t-db-password" not in scrubbed and "MIIEvQ" not in scrubbed, scrubbed
+
+
+def test_a_value_cut_short_at_the_end_of_a_detail_is_removed_too() -> None:
+    cut = "the body had TOKEN=abcdefghijkl…"
+    assert scrub(cut, {"abcdefghijklmnopqrstuvwxyz"}) == f"the body had TOKEN={REDACTED}…"

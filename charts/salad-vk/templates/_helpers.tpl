@@ -127,7 +127,7 @@ nodes:
 {{- end }}
 {{- end -}}
 
-{{/* The release's identity, written by the process as the label salad.com/managed-by
+{{/* The release's identity, written by the process as the label node-restriction.kubernetes.io/salad-vk
 on every Node and node Lease it serves (--managed-by), and checked by the admission
 policy: the namespace and full name, hashed down to a label value when too long. */}}
 {{- define "salad-vk.managedBy" -}}
@@ -151,7 +151,7 @@ admissionPolicy.extraNodeNames. */}}
 {{- end -}}
 {{- $id := include "salad-vk.managedBy" . -}}
 {{- range (dig "items" list (lookup "v1" "Node" "" "")) -}}
-{{- if eq (dig "metadata" "labels" "salad.com/managed-by" "" .) $id -}}
+{{- if eq (dig "metadata" "labels" "node-restriction.kubernetes.io/salad-vk" "" .) $id -}}
 {{- $names = append $names .metadata.name -}}
 {{- end -}}
 {{- end -}}
