@@ -88,3 +88,37 @@ async def test_a_client_certificate_of_another_ca_gets_no_connection(
         ca = rig.running.supervisor.kubelet.tls.client_ca
 
     assert ca and "BEGIN CERTIFICATE" in ca, "the cluster's client CA was read"
+
+
+async def test_a_node_proxy_request_is_answered_for_that_node_only(
+    kube_api: ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """The API server authorizes its user for one node's proxy, then calls with its own
+    certificate: what comes back must stay within that node, whatever the path names."""
+    a, b = f"kb{uuid.uuid4().hex[:5]}", f"kc{uuid.uuid4().hex[:5]}"
+    nodes = {a: f"{a}-p", b: f"{b}-p"}
+    async with kubelet_rig(kube_api, kubeconfig, namespace, tmp_path, nodes) as rig:
+        on_b = await rig.pod(b)
+        only_a = [{**PROXY[0], "resourceNames": [a]}]
+        token = await rig.token("proxy-a", only_a)
+        logs = f"/containerLogs/{namespace}/{on_b['metadata']['name']}/main"
+
+        async with httpx.AsyncClient(verify=False, timeout=30) as http:
+
+            async def through(node: str, path: str) -> httpx.Response:
+                headers = {
+                    "Authorization": f"Bearer {token}",
+                    "X-Forwarded-Uri": f"/api/v1/nodes/{node}/proxy{path}",
+                }
+                return await http.get(f"{rig.url}{path}", headers=headers)
+
+            via_a = await through(a, logs)
+            via_b = await through(b, logs)
+            pods_a = await through(a, "/pods")
+            unknown = await through("not-served-here", "/pods")
+
+    assert via_a.status_code == 404, "B's pod is not A's to show"
+    assert via_b.status_code == 403, "the token has no right on B"
+    assert pods_a.status_code == 200
+    assert {p["spec"]["nodeName"] for p in pods_a.json()["items"]} <= {a}
+    assert unknown.status_code == 403, "no right there either, and never a widened answer"

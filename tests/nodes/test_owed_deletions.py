@@ -119,3 +119,30 @@ async def test_a_restarted_node_pays_the_debts_of_the_one_before(
                 return not second.groups() and not await debts_on_node(second.kube, second.name)
 
             await eventually(paid, CONFIRMED_WITHIN, "the group deleted by the new incarnation")
+
+
+async def test_a_forged_debt_never_deletes_a_live_pods_group(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    """The annotation is ordinary Node metadata: whoever may patch Nodes can write it.
+    A debt read back from it is paid only for a group whose own marks name a pod that
+    is gone; this one names a live pod (the debt lies about which pod)."""
+    project = unique_project()
+    settings = node_settings(project)
+    async with simulator(project) as sim:
+        async with running_node(kube_api, sim, settings, keep_node=True) as first:
+            group = await running_pod(first, namespace, "victim")
+            victim = await first.kube.get(f"/api/v1/namespaces/{namespace}/pods/victim")
+            forged = [{"group": group, "uid": victim["metadata"]["uid"], "pod": f"{namespace}/x"}]
+            await first.kube.patch(
+                f"/api/v1/nodes/{first.name}",
+                {"metadata": {"annotations": {ANNOTATION: json.dumps(forged)}}},
+                kind="merge",
+            )
+        async with running_node(kube_api, sim, settings) as second:
+
+            async def dropped() -> bool:
+                return not await debts_on_node(second.kube, second.name)
+
+            await eventually(dropped, 20, "the forged debt dropped")
+            assert [g.name for g in second.groups()] == [group], "the live pod's group stays"

@@ -13,7 +13,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from config import DecommissionPolicy
 from nodes.kube import KubeError, KubeNotFound
 from nodes.settings import CORDONED_BY
-from supervisor.decommission import decommission
+from supervisor.decommission import DrainFailed, decommission, drain
 from tests.manifests import TOLERATION
 from tests.nodes.harness import eventually, phase
 
@@ -67,6 +67,15 @@ async def test_a_transient_error_during_a_drain_is_retried_and_the_node_still_re
         "DELETE",
         "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n",
     ) in kube.calls
+
+
+async def test_a_drain_that_never_reached_the_api_server_fails_instead_of_saying_done() -> None:
+    class Unreachable(FlakyKube):
+        async def patch(self, path: str, body: Any, kind: str = "strategic") -> dict[str, Any]:
+            raise KubeError(0, "ClientConnectorError", "connection refused", "PATCH", path)
+
+    with pytest.raises(DrainFailed, match=r"could not drain node n: .*connection refused"):
+        await drain(Unreachable(), "n", 0.5)  # type: ignore[arg-type]
 
 
 async def test_a_drain_leaves_daemonset_pods_to_their_controller_as_kubectl_drain_does() -> None:
