@@ -251,9 +251,14 @@ def decide(pod: JSON, track: PodTrack, listing: Listing, when: Circumstances) ->
         if track.created_at is not None:
             return status_action(pod, track, None, when)
         return Create()
+    # What the list tells is shown first (Running, say); readiness, which needs an
+    # instance read at the key's lowest priority, follows.
+    write = status_action(pod, track, group, when)
+    if write is not None:
+        return write
     if _wants_instances(pod, track, group, when):
         return ReadInstances(group)
-    return status_action(pod, track, group, when)
+    return None
 
 
 def changed_since_refused(pod: Mapping[str, Any], track: PodTrack) -> bool:

@@ -273,6 +273,11 @@ def _running_instance(
     return running[0] if running else None
 
 
+def _has_readiness_probe(pod: Mapping[str, Any]) -> bool:
+    containers = objs(obj(pod.get("spec")).get("containers"))
+    return bool(containers and containers[0].get("readinessProbe"))
+
+
 def pod_status(
     pod: Mapping[str, Any],
     group: ContainerGroup | None,
@@ -332,8 +337,12 @@ def pod_status(
                 now=at,
             )
         elif not instances and group.current_state.instance_status_counts.running_count > 0:
+            # Running by the group's counts; its readiness is the instance's to tell. Until
+            # it is read, a readiness probe has not passed (the kubelet's view, too).
             phase = RUNNING
-            container = _running(previous, None, ready=True, started=True, now=at)
+            container = _running(
+                previous, None, ready=not _has_readiness_probe(pod), started=True, now=at
+            )
         else:
             phase = PENDING
             container = _waiting(previous, CONTAINER_CREATING, _progress(group, instances), at)

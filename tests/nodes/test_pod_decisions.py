@@ -197,12 +197,18 @@ def test_a_refused_pod_is_judged_again_at_once_when_it_changes() -> None:
     assert isinstance(decide(fixed, judged, listing(), WHEN), Create)
 
 
-def test_a_running_group_of_a_pod_with_a_readiness_probe_has_its_instances_read() -> None:
+def test_a_running_group_shows_running_first_then_has_its_instances_read_for_readiness() -> None:
     probed = pod(container={"readinessProbe": {"httpGet": {"path": "/", "port": 80}}})
-    action = decide(probed, track(created_at=1.0), listing(group()), WHEN)
+    first = decide(probed, track(created_at=1.0), listing(group()), WHEN)
+    assert isinstance(first, WriteStatus), "what the list tells is shown at once"
+    assert first.status["phase"] == "Running"
+    conditions = {c["type"]: c["status"] for c in first.status["conditions"]}
+    assert conditions["Ready"] == "False", "a readiness probe has not passed yet"
+    shown = {**probed, "status": first.status}
+    action = decide(shown, track(created_at=1.0), listing(group()), WHEN)
     assert isinstance(action, ReadInstances)
     fresh = track(created_at=1.0, instances_at=NOW - 1)
-    assert not isinstance(decide(probed, fresh, listing(group()), WHEN), ReadInstances)
+    assert decide(shown, fresh, listing(group()), WHEN) is None
 
 
 def test_a_status_already_written_is_not_written_again() -> None:
