@@ -3,6 +3,8 @@
 Shutdown stops taking work and stops renewing leases; SaladCloud mutations already
 sent get up to ``--shutdown-grace-seconds`` to finish, so their outcome is known.
 Nothing is deleted because the process stops: the next start adopts every group.
+The process is gone within the grace plus a few seconds, however loaded its event
+loop is (``shutdown.StopSignals``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 
 import anyio
@@ -19,9 +20,13 @@ from config import ConfigError, ProcessSettings
 
 from . import __version__
 from .logs import Redactor, configure
+from .shutdown import StopSignals
 from .supervisor import running
 
 log = logging.getLogger("supervisor")
+
+_EXIT_MARGIN = 4.0
+"""Seconds past the shutdown grace for closing pools; then the process exits anyway."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,17 +44,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def serve(settings: ProcessSettings, redactor: Redactor) -> None:
     """Run the supervisor until SIGTERM or SIGINT."""
     node_ip = os.environ.get("POD_IP", "127.0.0.1")
-    async with running(settings, redactor=redactor, node_ip=node_ip) as supervisor:
-        log.info(
-            "salad-vk %s serving %d nodes; metrics on port %s",
-            __version__,
-            len(supervisor.config.nodes if supervisor.config else ()),
-            supervisor.endpoints.port,
-        )
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for received in signals:
-                log.info("%s received: shutting down", signal.Signals(received).name)
-                break
+    with StopSignals(settings.shutdown_grace_seconds + _EXIT_MARGIN) as stop, stop.scope:
+        async with running(settings, redactor=redactor, node_ip=node_ip) as supervisor:
+            log.info(
+                "salad-vk %s serving %d nodes; metrics on port %s",
+                __version__,
+                len(supervisor.config.nodes if supervisor.config else ()),
+                supervisor.endpoints.port,
+            )
+            await anyio.sleep_forever()
 
 
 def run(args: argparse.Namespace) -> int:

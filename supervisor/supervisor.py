@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
@@ -43,8 +44,10 @@ from nodes.cluster import ClusterFacts, read_cluster_facts
 from nodes.kube import KubeClient
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
+from nodes.proxies import EnvironmentProxies
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.ratelimit import KeyBudgets
+from nodes.saladcloud.transport import saladcloud_http_client
 from nodes.settings import NodeSettings, default_identity
 
 from . import __version__
@@ -316,7 +319,9 @@ class Supervisor:
         return dict(new.source_hashes), None
 
 
-async def kube_api_client(settings: ProcessSettings) -> ApiClient:
+async def kube_api_client(
+    settings: ProcessSettings, environ: Mapping[str, str] = os.environ
+) -> ApiClient:
     """The one Kubernetes client of the process: the kubeconfig given, else in-cluster."""
     configuration = Configuration()
     if settings.kubeconfig is not None:
@@ -329,7 +334,27 @@ async def kube_api_client(settings: ProcessSettings) -> ApiClient:
         )
     # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
     configuration.connection_pool_maxsize = settings.kube_max_connections
-    return ApiClient(configuration=configuration)
+    if not configuration.proxy and configuration.host:
+        configuration.proxy = EnvironmentProxies(environ).for_url(configuration.host)
+    api = ApiClient(configuration=configuration)
+    _read_environment_once(api)
+    return api
+
+
+def _read_environment_once(api: ApiClient) -> None:
+    """Give the client a session that does not consult the environment per request.
+
+    kubernetes-asyncio builds its aiohttp session with ``trust_env=True``, which
+    reads ``.netrc`` and the proxy variables on a worker thread for every request
+    (6 % of the CPU at a thousand nodes). The proxy was resolved once, above; the
+    new session keeps the same connection pool and the read buffer of the original.
+    """
+    original = api.rest_client.pool_manager
+    connector = original.connector
+    original.detach()
+    api.rest_client.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=2**21
+    )
 
 
 @contextlib.asynccontextmanager
@@ -346,10 +371,10 @@ async def running(
     stop and the pools close. ``options`` go to ``Supervisor``."""
     async with contextlib.AsyncExitStack() as pools:
         if kube_api is None:
-            kube_api = await kube_api_client(settings)
+            kube_api = await kube_api_client(settings, environ)
             pools.push_async_callback(kube_api.close)
         http = await pools.enter_async_context(
-            httpx.AsyncClient(limits=settings.http_limits(), timeout=settings.http_timeout())
+            saladcloud_http_client(settings.http_limits(), settings.http_timeout(), environ=environ)
         )
         shared = Shared(kube_api=kube_api, http=http, redactor=redactor or Redactor())
         supervisor = Supervisor(settings, shared, environ=environ, **options)
