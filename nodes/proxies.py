@@ -22,14 +22,17 @@ class EnvironmentProxies:
         for name in sorted(environ, key=lambda n: n.islower()):
             if name.lower().endswith("_proxy") and environ[name]:
                 self._proxies[name.lower().removesuffix("_proxy")] = environ[name]
-        self._cache: dict[tuple[str, str], str | None] = {}
+        self._cache: dict[tuple[str, str, int | None], str | None] = {}
 
     def for_url(self, url: str) -> str | None:
         parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
+        return self.for_origin(parts.scheme, parts.hostname or "", parts.port)
+
+    def for_origin(self, scheme: str, host: str, port: int | None) -> str | None:
+        key = (scheme, host, port)
         if key not in self._cache:
-            proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
-            if proxy and self._bypassed(parts.hostname or ""):
+            proxy = self._proxies.get(scheme) or self._proxies.get("all")
+            if proxy and self._bypassed(host):
                 proxy = None
             self._cache[key] = proxy
         return self._cache[key]

@@ -91,15 +91,20 @@ class InFlightWindow(httpx.AsyncBaseTransport):
         return self._size - self._slots.value
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
         try:
-            with anyio.fail_after(pool_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(
-                f"no free connection within {pool_timeout}s ({self._size} requests in flight)",
-                request=request,
-            ) from None
+            # A free slot is taken without a timer: at a thousand nodes a cancel scope
+            # per request was 7 % of the process's CPU.
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
+            try:
+                with anyio.fail_after(pool_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout(
+                    f"no free connection within {pool_timeout}s ({self._size} requests in flight)",
+                    request=request,
+                ) from None
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
@@ -208,7 +213,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             "data": body or None,
             "allow_redirects": False,  # httpx follows redirects itself, if asked
             "timeout": _client_timeout(request),
-            "proxy": self._proxies.for_url(str(request.url)),
+            "proxy": self._proxies.for_origin(
+                request.url.scheme, request.url.host, request.url.port
+            ),
         }
         try:
             async with session.request(
