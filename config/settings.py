@@ -133,7 +133,8 @@ class ProcessSettings(BaseSettings):
         20.0,
         ge=0,
         description="On SIGTERM/SIGINT, seconds to let in-flight SaladCloud mutations"
-        " finish; keep it below the pod's terminationGracePeriodSeconds.",
+        " finish; the process is gone within this plus 5 s. Keep it 5 s below the pod's"
+        " terminationGracePeriodSeconds.",
     )
     decommission_policy: DecommissionPolicy = Field(
         DecommissionPolicy.DRAIN,

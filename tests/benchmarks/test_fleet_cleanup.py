@@ -77,11 +77,7 @@ def test_stopping_the_benchmark_leaves_no_process_behind(
 
         bench.send_signal(stop)
         code = bench.wait(timeout=120)
-        left = {
-            pid: command
-            for pid, (ticks, command) in started.items()
-            if alive(pid, ticks)
-        }
+        left = {pid: command for pid, (ticks, command) in started.items() if alive(pid, ticks)}
         assert not left, f"still running after the benchmark stopped: {left}"
         assert code == 143, (tmp_path / "bench.log").read_text()
         assert "every process it started is gone" in (tmp_path / "bench.log").read_text()
