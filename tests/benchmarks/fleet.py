@@ -162,8 +162,13 @@ def _staleness(
     pods: observe.PodWatcher,
     sim_url: str,
     projects: Mapping[str, tuple[str, str]],
+    poll_interval: float,
 ) -> dict[str, Any]:
-    """Stop ``count`` running groups one at a time; seconds until each pod shows it."""
+    """Stop ``count`` running groups one at a time; seconds until each pod shows it.
+
+    Each stop comes at a random point of the node's poll cycle (a wait of up to one
+    interval after the previous one was seen), or every stop would land just after a
+    list and measure the worst case only."""
     items = kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods").json()["items"]
     running = [
         p
@@ -191,7 +196,7 @@ def _staleness(
             missed += 1
         else:
             delays.append(seen)
-        time.sleep(random.uniform(0.5, 2.0))
+        time.sleep(random.uniform(0.0, poll_interval))
     return {
         "groups stopped": count,
         "seen": len(delays),
@@ -323,7 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         timeline.phase = "staleness"
                         with kube_factory() as kube:
                             result["staleness"] = _staleness(
-                                args.staleness, kube, pods, sim_url, projects
+                                args.staleness, kube, pods, sim_url, projects, args.poll_interval
                             )
                 finally:
                     timeline.phase = "shutdown"
