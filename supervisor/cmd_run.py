@@ -18,7 +18,7 @@ import anyio
 
 from config import ConfigError, ProcessSettings
 
-from . import __version__
+from . import __version__, heap
 from .logs import Redactor, configure
 from .shutdown import StopSignals
 from .supervisor import running
@@ -44,6 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def serve(settings: ProcessSettings, redactor: Redactor) -> None:
     """Run the supervisor until SIGTERM or SIGINT."""
     node_ip = os.environ.get("POD_IP", "127.0.0.1")
+    heap.tune()
     with StopSignals(settings.shutdown_grace_seconds + _EXIT_MARGIN) as stop, stop.scope:
         async with running(settings, redactor=redactor, node_ip=node_ip) as supervisor:
             log.info(
@@ -52,6 +53,12 @@ async def serve(settings: ProcessSettings, redactor: Redactor) -> None:
                 len(supervisor.config.nodes if supervisor.config else ()),
                 supervisor.endpoints.port,
             )
+
+            async def every_node_serving() -> None:
+                for slot in list(supervisor.slots.values()):
+                    await slot.serving.wait()
+
+            await heap.freeze_when_settled(every_node_serving)
             await anyio.sleep_forever()
 
 
