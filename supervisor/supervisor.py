@@ -116,8 +116,10 @@ class Supervisor:
     # --- readiness ---------------------------------------------------------------------
 
     def readiness(self) -> dict[str, bool]:
-        configured = self.config.nodes_by_name if self.config else {}
-        return {name: name in self.slots and self.slots[name].ready for name in configured}
+        # Also read by /metrics on a worker thread while the loop may change the slots.
+        configured = list(self.config.nodes_by_name) if self.config else []
+        slots = dict(self.slots)
+        return {name: (slot := slots.get(name)) is not None and slot.ready for name in configured}
 
     # --- building nodes ------------------------------------------------------------------
 
