@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
@@ -44,7 +43,6 @@ from nodes.cluster import ClusterFacts, read_cluster_facts
 from nodes.kube import KubeClient
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
-from nodes.proxies import EnvironmentProxies
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.ratelimit import KeyBudgets
 from nodes.saladcloud.transport import saladcloud_http_client
@@ -53,6 +51,7 @@ from nodes.settings import NodeSettings, default_identity
 from . import __version__
 from .decommission import decommission
 from .endpoints import Endpoints, LoopLag
+from .kube_environment import resolve_proxy_once, without_environment
 from .logs import Redactor
 from .metrics import ProcessMetrics
 from .slot import NodeSlot, Runnable
@@ -336,27 +335,8 @@ async def kube_api_client(
         )
     # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
     configuration.connection_pool_maxsize = settings.kube_max_connections
-    if not configuration.proxy and configuration.host:
-        configuration.proxy = EnvironmentProxies(environ).for_url(configuration.host)
-    api = ApiClient(configuration=configuration)
-    _read_environment_once(api)
-    return api
-
-
-def _read_environment_once(api: ApiClient) -> None:
-    """Give the client a session that does not consult the environment per request.
-
-    kubernetes-asyncio builds its aiohttp session with ``trust_env=True``, which
-    reads ``.netrc`` and the proxy variables on a worker thread for every request
-    (6 % of the CPU at a thousand nodes). The proxy was resolved once, above; the
-    new session keeps the same connection pool and the read buffer of the original.
-    """
-    original = api.rest_client.pool_manager
-    connector = original.connector
-    original.detach()
-    api.rest_client.pool_manager = aiohttp.ClientSession(
-        connector=connector, trust_env=False, read_bufsize=2**21
-    )
+    resolve_proxy_once(configuration, environ)
+    return without_environment(ApiClient(configuration=configuration))
 
 
 @contextlib.asynccontextmanager
