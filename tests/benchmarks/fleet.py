@@ -330,6 +330,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             result["staleness"] = _staleness(
                                 args.staleness, kube, pods, sim_url, projects, args.poll_interval
                             )
+                except TimeoutError as error:
+                    # Where it bends is a result too: report what was reached, then
+                    # time the shutdown all the same.
+                    figures["stopped early"] = str(error)
                 finally:
                     timeline.phase = "shutdown"
                     pods.stop()
