@@ -121,10 +121,10 @@ class ProcessSettings(BaseSettings):
         "info", description="Lowest level logged: debug, info, warning, error, critical."
     )
     http_max_connections: int = Field(
-        100, ge=1, description="Connections the shared SaladCloud HTTP client may open."
-    )
-    http_max_keepalive_connections: int = Field(
-        20, ge=0, description="Idle connections the shared HTTP client keeps open."
+        100,
+        ge=1,
+        description="Connections the shared SaladCloud HTTP client may open, and requests"
+        " it lets in flight at once (more wait in line in front of the pool).",
     )
     http_keepalive_expiry_seconds: float = Field(
         5.0, ge=0, description="Seconds an idle HTTP connection is kept."
@@ -139,7 +139,10 @@ class ProcessSettings(BaseSettings):
         30.0, gt=0, description="Seconds to send a request body to SaladCloud."
     )
     http_pool_timeout_seconds: float = Field(
-        30.0, gt=0, description="Seconds to wait for a free connection in the HTTP pool."
+        30.0,
+        gt=0,
+        description="Seconds a request may wait for a free connection (its place in"
+        " line in front of the HTTP pool).",
     )
     kube_max_connections: int = Field(
         0,
@@ -158,7 +161,8 @@ class ProcessSettings(BaseSettings):
         20.0,
         ge=0,
         description="On SIGTERM/SIGINT, seconds to let in-flight SaladCloud mutations"
-        " finish; keep it below the pod's terminationGracePeriodSeconds.",
+        " finish; the process is gone within this plus 5 s. Keep it 5 s below the pod's"
+        " terminationGracePeriodSeconds.",
     )
     decommission_policy: DecommissionPolicy = Field(
         DecommissionPolicy.DRAIN,
@@ -336,7 +340,6 @@ class ProcessSettings(BaseSettings):
     def http_limits(self) -> httpx.Limits:
         return httpx.Limits(
             max_connections=self.http_max_connections,
-            max_keepalive_connections=self.http_max_keepalive_connections,
             keepalive_expiry=self.http_keepalive_expiry_seconds,
         )
 

@@ -27,6 +27,7 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config
 from kubernetes_asyncio.config.kube_config import load_kube_config_from_dict
 
 from .errors import CliError
+from .kube_environment import resolve_proxy_once, without_environment
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _SECTIONS = (("clusters", "cluster"), ("contexts", "context"), ("users", "user"))
@@ -272,8 +273,12 @@ def _check_files(
             )
 
 
-async def api_client(source: KubeSource, max_connections: int = 0) -> ApiClient:
-    """The one Kubernetes client of the process, from a checked source."""
+async def api_client(
+    source: KubeSource, max_connections: int = 0, environ: Mapping[str, str] = os.environ
+) -> ApiClient:
+    """The one Kubernetes client of the process, from a checked source. Proxy settings
+    are read from ``environ`` here, once: aiohttp would read the environment (and
+    ``.netrc``) again on every request, a cost that grows with the number of nodes."""
     configuration = Configuration()
     try:
         if source.kubeconfig is None:
@@ -288,8 +293,9 @@ async def api_client(source: KubeSource, max_connections: int = 0) -> ApiClient:
         raise CliError(f"{source.description}: {exc or type(exc).__name__}") from None
     # 0 lets aiohttp open as many as the nodes ask for; each node bounds itself.
     configuration.connection_pool_maxsize = max_connections
+    resolve_proxy_once(configuration, environ)
     try:
-        return ApiClient(configuration=configuration)
+        return without_environment(ApiClient(configuration=configuration))
     except (ssl.SSLError, OSError, ValueError) as exc:
         # A certificate-authority (or client certificate) file that is not one.
         raise CliError(

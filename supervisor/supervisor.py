@@ -44,6 +44,7 @@ from nodes.node import VirtualNode
 from nodes.node_cache import NodeCache
 from nodes.saladcloud.client import SaladClient
 from nodes.saladcloud.ratelimit import KeyBudgets
+from nodes.saladcloud.transport import saladcloud_http_client
 from nodes.settings import NodeSettings, default_identity
 
 from . import __version__
@@ -127,8 +128,10 @@ class Supervisor:
     # --- readiness ---------------------------------------------------------------------
 
     def readiness(self) -> dict[str, bool]:
-        configured = self.config.nodes_by_name if self.config else {}
-        return {name: name in self.slots and self.slots[name].ready for name in configured}
+        # Also read by /metrics on a worker thread while the loop may change the slots.
+        configured = list(self.config.nodes_by_name) if self.config else []
+        slots = dict(self.slots)
+        return {name: (slot := slots.get(name)) is not None and slot.ready for name in configured}
 
     def served_nodes(self) -> dict[str, ServedNode]:
         """The nodes whose kubelet API this process answers: every running slot's."""
@@ -368,7 +371,7 @@ async def kube_api_client(
     """The one Kubernetes client of the process: ``--kubeconfig``, else ``KUBECONFIG``,
     else ``~/.kube/config``, else in-cluster (see ``supervisor.kubeconfig``)."""
     source = resolve_kube_source(settings.kubeconfig, environ)
-    return await api_client(source, settings.kube_max_connections)
+    return await api_client(source, settings.kube_max_connections, environ)
 
 
 @contextlib.asynccontextmanager
@@ -388,7 +391,7 @@ async def running(
             kube_api = await kube_api_client(settings, environ)
             pools.push_async_callback(kube_api.close)
         http = await pools.enter_async_context(
-            httpx.AsyncClient(limits=settings.http_limits(), timeout=settings.http_timeout())
+            saladcloud_http_client(settings.http_limits(), settings.http_timeout(), environ=environ)
         )
         shared = Shared(kube_api=kube_api, http=http, redactor=redactor or Redactor())
         supervisor = Supervisor(settings, shared, environ=environ, **options)

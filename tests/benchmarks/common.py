@@ -7,8 +7,10 @@ measured, and assert nothing about speed: correctness lives in the tests.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.controlplane import cluster
 
 ORG = "bench"
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -50,7 +53,11 @@ def process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as sink:
         child = subprocess.Popen(
-            list(command), stdout=sink, stderr=sink, env={**os.environ, **(env or {})}
+            list(command),
+            stdout=sink,
+            stderr=sink,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_terminate_with_parent,  # noqa: PLW1509 - no threads run yet
         )
     try:
         yield child
@@ -62,6 +69,12 @@ def process(
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def _terminate_with_parent() -> None:
+    """SIGTERM this child when the benchmark that started it dies, even by SIGKILL."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def salad_vk(*args: str) -> list[str]:

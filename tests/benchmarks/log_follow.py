@@ -37,7 +37,7 @@ from nodes.translate.names import container_group_name
 from tests.manifests import CONTAINER, TOLERATION
 
 from . import common
-from .fleet import _kube
+from .fleet import _kube_factory
 
 NODE = "bench-logs"
 PROJECT = "logs"
@@ -74,7 +74,7 @@ def run(duration: float, rate: float, lag: float, interval: float) -> None:
             log_rate=0,
             log_lag=lag,
         )
-        kube = _kube(plane)
+        kube = _kube_factory(plane)()
         with common.process(sim_command, work / "simulator.log"):
             common.wait_for(f"{control}/summary")
             config = common.write_projects(

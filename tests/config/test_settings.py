@@ -205,12 +205,10 @@ def test_an_unknown_override_is_a_programming_error() -> None:
 def test_http_pool_limits_and_timeouts_come_from_the_settings() -> None:
     settings = ProcessSettings.from_sources(
         {"http_max_connections": 7, "http_read_timeout_seconds": 3},
-        {**REQUIRED, "SALAD_VK_HTTP_MAX_KEEPALIVE_CONNECTIONS": "2"},
+        {**REQUIRED, "SALAD_VK_HTTP_KEEPALIVE_EXPIRY_SECONDS": "2"},
     )
 
-    assert settings.http_limits() == httpx.Limits(
-        max_connections=7, max_keepalive_connections=2, keepalive_expiry=5.0
-    )
+    assert settings.http_limits() == httpx.Limits(max_connections=7, keepalive_expiry=2.0)
     assert settings.http_timeout() == httpx.Timeout(connect=10.0, read=3.0, write=30.0, pool=30.0)
 
 

@@ -16,6 +16,7 @@ from nodes.saladcloud import models
 from nodes.saladcloud.client import RetryPolicy, SaladClient
 from nodes.saladcloud.ratelimit import KeyBudget
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, lifecycle, running_simulator
+from nodes.saladcloud.transport import saladcloud_http_client
 
 ORG = "acme"
 PROJECT = "demo"
@@ -179,7 +180,7 @@ async def connected(
     monotonic = wall if wall is not None else Wall()
     async with (
         running_simulator(options(**values), monotonic=monotonic, epoch=epoch) as sim,
-        httpx.AsyncClient() as http,
+        saladcloud_http_client(httpx.Limits(), httpx.Timeout(30.0), environ={}) as http,
     ):
         budget = KeyBudget(100_000)
         salad = client(http, sim.url, budget, retry=QUICK_RETRY)

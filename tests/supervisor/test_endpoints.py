@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from nodes.kube import KubeNotFound
+from supervisor.endpoints import Endpoints, LoopLag
 from tests.nodes.harness import deployment, eventually, phase, pods
 
 from .harness import ConfigMapDir, projects_yaml, running_supervisor, simulator
@@ -100,3 +107,40 @@ async def test_readyz_fails_while_a_configured_node_is_not_serving(
             assert name in answer.text
             with suppress(KubeNotFound):
                 await running.kube.delete(f"/api/v1/nodes/{name}")
+
+
+class _Blocking(Collector):
+    """A collector that cannot finish until the event loop has run again."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        self.entered.set()
+        if not self.release.wait(timeout=30):
+            raise AssertionError("the loop never got to release the collector")
+        yield GaugeMetricFamily("blocking_probe", "released by the loop", value=1)
+
+
+async def test_metrics_are_rendered_off_the_event_loop() -> None:
+    registry = CollectorRegistry()
+    blocking = _Blocking()
+    registry.register(blocking)
+    endpoints = Endpoints(registry, LoopLag(), dict)
+    async with anyio.create_task_group() as group:
+        port = await group.start(endpoints.serve, "127.0.0.1:0")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+            async def release_from_the_loop() -> None:
+                # Runs only if rendering left the loop free: a render on the loop
+                # thread would wait for this forever (and fail after 30 s).
+                while not blocking.entered.is_set():
+                    await anyio.sleep(0.01)
+                blocking.release.set()
+
+            group.start_soon(release_from_the_loop)
+            answer = await http.get("/metrics")
+        group.cancel_scope.cancel()
+    assert answer.status_code == 200
+    assert "blocking_probe 1.0" in answer.text

@@ -1,0 +1,45 @@
+"""The cyclic garbage collector, tuned for a process that holds a thousand nodes.
+
+With default thresholds, a profile (py-spy ``--native``) of 1,000 nodes put 32 % of
+the process's CPU in the collector: every full collection walks every tracked
+object, and a thousand nodes' clients, tasks, caches and metrics are over a million
+of them, nearly all alive for as long as the process is. Two changes:
+
+- younger generations are collected less often (a request's objects mostly die
+  before a collection, instead of being promoted and walked again and again);
+- once the nodes are serving, what exists then is frozen (``gc.freeze``): moved
+  out of the collector's sight, it is no longer walked by full collections.
+  Objects freed by reference counting are freed as before; only reference cycles
+  among objects alive at the freeze are kept for good, and those are the
+  long-lived structures of the process.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS = (20_000, 20, 50)
+"""Allocations before a young collection; young collections before a middle one;
+middle ones before a full one (defaults: 700, 10, 10)."""
+
+
+def tune() -> None:
+    gc.set_threshold(*THRESHOLDS)
+
+
+async def freeze_when_settled(
+    settled: Callable[[], Awaitable[None]], *, at_most: float = 120.0
+) -> None:
+    """Freeze the heap once ``settled()`` returns (every node serving), or after
+    ``at_most`` seconds, whichever comes first."""
+    with anyio.move_on_after(at_most):
+        await settled()
+    gc.collect()
+    gc.freeze()
+    log.info("heap settled: %d objects frozen out of the collector's walks", gc.get_freeze_count())
