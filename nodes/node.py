@@ -1,10 +1,15 @@
 """One virtual node: a SaladCloud project seen by Kubernetes as a Node.
 
-Start-up order matters: the Node and its Lease come first, because a node that is
-slow to heartbeat after a restart goes NotReady and gets its pods evicted; the pod
-list comes next, and only then does the reconciler act. Every part runs in the
-node's own task group, so cancelling the node (shutdown, config change, a crash
-the supervisor restarts) stops all of it and nothing else.
+Start-up order matters: the Lease comes first, because it says whether the node is
+ours to serve at all (and a node that is slow to heartbeat after a restart goes
+NotReady and gets its pods evicted); then the Node; the pod list next, and only then
+does the reconciler act. Every part runs in the node's own task group, so cancelling
+the node (shutdown, handoff, config change, a crash the supervisor restarts) stops
+all of it and nothing else; losing the Lease raises ``LeaseLost`` out of that group.
+
+Every Kubernetes write of the node passes its ``Tenure`` first (the lease keeper's own
+writes excepted), and so does every SaladCloud mutation when the caller built the
+``SaladClient`` with ``tenure.guard_salad``: one gate, at the edge, for all of them.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from kubernetes_asyncio.client.api_client import ApiClient
 
 from .events import EventRecorder
 from .kube import KubeClient
-from .lease import LeaseKeeper
+from .lease import Claim, LeaseKeeper
 from .metrics import NodeMetrics
 from .node_reporter import NodeReporter
 from .pod_watch import PodWatch
 from .reconciler import Reconciler
 from .saladcloud.client import SaladClient
 from .settings import NodeSettings
+from .tenure import Tenure
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +46,27 @@ class VirtualNode:
         kube_api: ApiClient,
         salad: SaladClient,
         metrics: NodeMetrics | None = None,
+        tenure: Tenure | None = None,
+        claimed: Claim | None = None,
     ) -> None:
         self.settings = settings
-        self._kube = KubeClient(kube_api, node=settings.name, metrics=metrics)
+        self.tenure = tenure or Tenure(settings.name, node_deadline=settings.node_deadline)
+        self._kube = KubeClient(
+            kube_api, node=settings.name, metrics=metrics, guard=self.tenure.guard_kube
+        )
         self._salad = salad
         self._metrics = metrics
         self.reporter = NodeReporter(self._kube, settings)
         self.lease = LeaseKeeper(
-            self._kube,
+            # The keeper's writes are what the gate is made of: they do not pass it.
+            KubeClient(kube_api, node=settings.name, metrics=metrics),
             settings.name,
+            tenure=self.tenure,
+            node_uid=lambda: self.reporter.uid,
             ensure_node=self.reporter.ensure_registered,
             identity=settings.identity,
+            holder=settings.holder,
+            claimed=claimed,
             duration_seconds=settings.lease_duration_seconds,
             renew_interval=settings.lease_renew_interval,
             metrics=metrics,
@@ -87,21 +103,23 @@ class VirtualNode:
 
     @property
     def ready(self) -> bool:
-        """Registered and heartbeating: what /readyz reports per node."""
+        """Registered, heartbeating and owned: what /readyz reports per node."""
         renewed = self.lease.last_renewal
         return (
-            bool(self.reporter.uid)
+            self.tenure.owned
+            and bool(self.reporter.uid)
             and renewed is not None
             and time.monotonic() - renewed < 2.5 * self.settings.lease_renew_interval
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the node until cancelled; ``task_status`` fires once it is Ready and has
-        listed its pods."""
+        listed its pods. Raises ``LeaseLost`` when the node is not (or no longer) ours."""
         try:
-            await self.reporter.register_retrying()
             async with anyio.create_task_group() as parts:
                 await parts.start(self.lease.run)
+                await self.reporter.register_retrying()
+                await self.lease.renew_now()  # now naming the Node as registered
                 await parts.start(self.reporter.run)
                 await parts.start(self.pods.run)
                 log.info("node serving", extra=self._extra)

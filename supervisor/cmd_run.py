@@ -1,8 +1,12 @@
-"""``salad-vk run``: serve every node of a projects file until SIGTERM or SIGINT.
+"""``salad-vk run``: serve the nodes of a projects file until SIGTERM or SIGINT.
 
-Shutdown stops taking work and stops renewing leases; SaladCloud mutations already
-sent get up to ``--shutdown-grace-seconds`` to finish, so their outcome is known.
-Nothing is deleted because the process stops: the next start adopts every group.
+Several ``run`` processes (replicas) share the nodes of one file (``--identity`` names
+each, ``--lease-namespace`` is where they meet). Shutdown is a handoff of everything:
+the replica leaves the replica set, sends nothing new, lets SaladCloud mutations
+already sent finish (up to ``--shutdown-grace-seconds``) so their outcome is known,
+then releases every node's Lease so that the other replicas take them at once.
+Nothing is deleted because a process stops: whoever serves a node next adopts every
+group.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -110,8 +110,12 @@ class SaladClient:
         metrics: NodeMetrics | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        guard: Callable[[str], None] | None = None,
     ) -> None:
         self._http = http
+        self._guard = guard
+        """Asked with the operation before each attempt of a mutation; raises to refuse it
+        unsent (the node's ownership gate, ``nodes/tenure.py``)."""
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._organization = organization
@@ -233,6 +237,10 @@ class SaladClient:
         while True:
             attempt += 1
             waited = await self._limiter.acquire(call.priority)
+            # Every call the limiter ranks as a mutation changes the project: asked after
+            # the wait for a token and before each retry, as close to sending as it gets.
+            if self._guard is not None and call.priority is Priority.MUTATION:
+                self._guard(call.operation)
             if self._metrics is not None:
                 self._metrics.ratelimiter_wait.labels(
                     node=self._node, priority=call.priority.label
