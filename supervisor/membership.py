@@ -254,8 +254,10 @@ class MemberKeeper:
         *,
         ownership_timeout: float,
         on_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube.unlimited()
+        self._clock = clock
         self._collection = _collection(namespace)
         self.name = member_lease_name(identity)
         self._path = f"{self._collection}/{self.name}"
@@ -374,7 +376,7 @@ class MemberKeeper:
                     await self._renew()
             except KubeError as error:
                 log.warning("membership renewal failed: %s", error, extra=self._extra)
-            if self.phase is Phase.MEMBER and time.monotonic() >= self._valid_until:
+            if self.phase is Phase.MEMBER and self._clock() >= self._valid_until:
                 self._on_change()  # lapsed: the supervisor stops this replica's nodes
         await anyio.sleep_forever()
 
@@ -406,7 +408,7 @@ class MemberKeeper:
         return body
 
     def _timeout_for_attempt(self) -> float:
-        left = self._valid_until - time.monotonic()
+        left = self._valid_until - self._clock()
         return max(0.5, min(2 * self._period, left)) if left > 0 else 2 * self._period
 
     async def _renew(self) -> None:
@@ -414,7 +416,7 @@ class MemberKeeper:
         if self._lease is None:
             await self._join(limit)
             return
-        sent = time.monotonic()
+        sent = self._clock()
         try:
             written = await self._kube.put(
                 self._path, self._body(self._lease), request_timeout=limit
@@ -434,7 +436,7 @@ class MemberKeeper:
             current = None
         if current is not None and not self._may_take(current):
             return
-        sent = time.monotonic()
+        sent = self._clock()
         if current is None:
             written = await self._kube.post(
                 self._collection, self._body(None), request_timeout=limit
@@ -451,7 +453,7 @@ class MemberKeeper:
         if not holder or holder == self.holder:
             return True
         version = str(current["metadata"].get("resourceVersion"))
-        now = time.monotonic()
+        now = self._clock()
         if (
             identity_of(holder) == self.identity
             and self.phase is Phase.JOINING
@@ -478,12 +480,15 @@ class MemberKeeper:
     def _succeeded(self, written: JSON, sent: float) -> None:
         self._lease = written
         self._foreign = None
-        answered = time.monotonic()
+        answered = self._clock()
         joined = self.phase is Phase.JOINING
-        lapsed = answered >= self._valid_until
+        until = sent + self._deadline
+        # Back in good standing after a lapse (or for the first time): a new epoch. A
+        # success that does not make us valid (sent too long ago) changes nothing.
+        lapsed = answered >= self._valid_until and until > answered
         if lapsed:
             self._epoch += 1
-        self._valid_until = sent + self._deadline
+        self._valid_until = max(self._valid_until, until)
         if self.phase is not Phase.LEAVING:
             self.phase = Phase.MEMBER
         if joined or lapsed:

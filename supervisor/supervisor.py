@@ -503,7 +503,7 @@ class Supervisor:
             elif target == self.identity and name not in self._claiming:
                 if first:
                     looks.add(name)
-                self._claim(node, preferred=True)
+                self._claim(node)
         if first and not looks:
             self._settled.set()
 
@@ -533,26 +533,27 @@ class Supervisor:
             self._busy.discard(name)
             self._replan()
 
-    def _claim(self, node: NodeConfig, *, preferred: bool) -> None:
+    def _claim(self, node: NodeConfig) -> None:
+        """Claim ``node``'s Lease as soon as ``takeover.decide`` allows. The claimer asks
+        the current plan each time: a node assigned here is taken at once when free; a
+        free node assigned elsewhere (just handed off, say) only if its new owner leaves
+        it unclaimed for the ownership timeout; one held by another is not our business
+        unless assigned here."""
         assert self._group is not None
         scope = anyio.CancelScope()
         self._claiming[node.name] = scope
-        self._group.start_soon(self._claim_then_serve, node, preferred, scope)
+        self._group.start_soon(self._claim_then_serve, node, scope)
 
-    async def _claim_then_serve(
-        self, node: NodeConfig, preferred: bool, scope: anyio.CancelScope
-    ) -> None:
+    async def _claim_then_serve(self, node: NodeConfig, scope: anyio.CancelScope) -> None:
         name = node.name
 
-        def still_preferred() -> bool:
+        def preferred() -> bool:
             return self.plan.get(name) == self.identity
 
         try:
             with scope, node_context(name, node.project):
                 claimed = await self._claimer.claim(
-                    name,
-                    preferred=still_preferred if preferred else lambda: False,
-                    looked=functools.partial(self._looked, name),
+                    name, preferred=preferred, looked=functools.partial(self._looked, name)
                 )
                 if claimed is None:
                     return
@@ -596,7 +597,7 @@ class Supervisor:
         finally:
             self._busy.discard(name)
         if watch and node is not None and not self._stopping and name not in self._claiming:
-            self._claim(node, preferred=False)
+            self._claim(node)
         self._replan()
 
     # --- shutdown: a handoff of everything ----------------------------------------------
