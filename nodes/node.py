@@ -56,6 +56,9 @@ class VirtualNode:
         )
         self._salad = salad
         self._metrics = metrics
+        # Requests queued for a token when the node stops being ours stop waiting then,
+        # even inside the reconciler's shield for mutations already under way.
+        self.tenure.on_end(salad.limiter.close)
         self.reporter = NodeReporter(self._kube, settings)
         self.lease = LeaseKeeper(
             # The keeper's writes are what the gate is made of: they do not pass it.

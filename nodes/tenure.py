@@ -96,6 +96,7 @@ class Tenure:
         self._valid_until = -math.inf
         self._epoch: int | None = None
         self._ended: str | None = None
+        self._on_end: list[Callable[[], None]] = []
 
     # --- what the lease keeper and the supervisor tell it --------------------------
 
@@ -112,6 +113,13 @@ class Tenure:
         if self._ended is None:
             self._ended = reason
             log.info("node %s no longer owned here: %s", self.node, reason)
+            for callback in self._on_end:
+                callback()
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the tenure ends: for what waits to send (requests
+        queued for a rate-limit token) to stop waiting at once, not at the next check."""
+        self._on_end.append(callback)
 
     @property
     def valid_until(self) -> float:

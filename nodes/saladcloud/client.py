@@ -38,7 +38,7 @@ from .errors import (
     SaladRateLimited,
     SaladUnavailable,
 )
-from .ratelimit import NodeLimiter, Priority
+from .ratelimit import LimiterClosed, NodeLimiter, Priority
 from .retry import RetryPolicy, parse_retry_after
 
 __all__ = ["RetryPolicy", "SaladClient"]
@@ -236,7 +236,14 @@ class SaladClient:
         attempt = 0
         while True:
             attempt += 1
-            waited = await self._limiter.acquire(call.priority)
+            try:
+                waited = await self._limiter.acquire(call.priority)
+            except LimiterClosed:
+                # The node stopped being ours (its share closes then), or is stopping:
+                # nothing will be granted, read or write.
+                if self._guard is not None:
+                    self._guard(call.operation)
+                raise SaladUnavailable(call.operation, detail="the node is stopping") from None
             # Every call the limiter ranks as a mutation changes the project: asked after
             # the wait for a token and before each retry, as close to sending as it gets.
             if self._guard is not None and call.priority is Priority.MUTATION:

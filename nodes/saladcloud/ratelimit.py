@@ -304,6 +304,8 @@ class KeyBudget:
         waiter = self._enqueue(limiter, priority)
         try:
             while True:
+                if limiter.closed:
+                    raise LimiterClosed(f"the rate limiter share of node {limiter.node!r} closed")
                 if self._queue[0] is waiter:
                     now = self._clock.now()
                     if self._take(now):
@@ -319,6 +321,10 @@ class KeyBudget:
             if waiter.queued:
                 self._dequeue(waiter)
                 self._notify()
+
+
+class LimiterClosed(RuntimeError):
+    """The node's share of the budget was closed: no grant will come."""
 
 
 class NodeLimiter:
@@ -346,16 +352,23 @@ class NodeLimiter:
     def weight(self) -> float:
         return self._weight
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def acquire(self, priority: Priority) -> float:
-        """Wait for a grant; returns the seconds waited."""
+        """Wait for a grant; returns the seconds waited. Raises ``LimiterClosed`` if
+        the share is (or gets, while waiting) closed."""
         if self._closed:
-            raise RuntimeError(f"the rate limiter share of node {self._node!r} is closed")
+            raise LimiterClosed(f"the rate limiter share of node {self._node!r} is closed")
         return await self._budget._acquire(self, priority)
 
     def close(self) -> None:
-        """Give the node's share back to the other nodes of the key."""
+        """Give the node's share back to the other nodes of the key; its waiters stop
+        waiting (a node that lost its Lease must not keep requests queued)."""
         self._closed = True
         self._budget._unregister(self)
+        self._budget._notify()
 
 
 @dataclass

@@ -94,7 +94,7 @@ def test_the_next_silence_is_when_the_quietest_live_member_would_turn_silent() -
 
 
 def test_a_membership_lease_says_who_what_and_whether_it_is_leaving() -> None:
-    lease = {
+    lease: dict[str, Any] = {
         "metadata": {
             "name": member_lease_name("salad-vk-0"),
             "resourceVersion": "42",
