@@ -112,9 +112,7 @@ async def running_node(
             retry=RetryPolicy(base_delay=0.05, max_delay=0.5),
             guard=tenure.guard_salad,
         )
-        node = VirtualNode(
-            settings, kube_api=kube_api, salad=salad, metrics=metrics, tenure=tenure
-        )
+        node = VirtualNode(settings, kube_api=kube_api, salad=salad, metrics=metrics, tenure=tenure)
         async with anyio.create_task_group() as group:
             await group.start(node.run)
             try:

@@ -122,7 +122,10 @@ async def running_release(
             keys_root = work / "keys"
             lay_out_keys(values, keys_root)
             config.write(mounted_projects_file(objects, keys_root))
-            async with running_supervisor(as_sa_api, config.path) as supervisor:
+            # As in the pod: the membership Leases live in the release namespace.
+            async with running_supervisor(
+                as_sa_api, config.path, lease_namespace=namespace
+            ) as supervisor:
                 yield Release(
                     name=name,
                     namespace=namespace,
