@@ -363,7 +363,7 @@ def test_replicas_roll_one_at_a_time_spread_over_hosts_and_drain_one_at_a_time()
         "labelSelector": {"matchLabels": selector},
     }
 
-    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    own: dict[str, Any] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
     single = render(
         {
             **VALUE_SETS["one node"],
