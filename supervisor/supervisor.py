@@ -398,35 +398,45 @@ class Supervisor:
             self._replan()
 
     async def _retire(self, name: str) -> None:
-        """A node this replica serves left its file: hand it to a replica whose file
-        still lists it (a rolling update in progress), else decommission it here."""
+        """A node this replica serves left its file: keep serving it while another live
+        replica's file still lists it (a ``helm upgrade`` reaching the replicas one after
+        the other moves nothing), then decommission it here, as its owner."""
         slot = self.slots.get(name)
         if slot is None or name in self._retiring or name in self._busy:
             return
         with node_context(name, slot.project):
             await self._retire_slot(name, slot)
 
-    async def _retire_slot(self, name: str, slot: NodeSlot) -> None:
-        others = sorted(
+    def _listed_elsewhere(self, name: str) -> list[str]:
+        return sorted(
             identity
             for identity, record in self.view.live(time.monotonic()).items()
             if identity != self.identity and name in record.nodes
         )
-        if others:
-            log.info(
-                "node left this replica's file but %s still list it: handing it over",
-                ", ".join(others),
-            )
-            await self._hand_off(name, watch=False)
-            return
 
+    async def _retire_slot(self, name: str, slot: NodeSlot) -> None:
         async def stop() -> None:
             await self._stop_slot(slot, "decommissioned")
 
-        self._busy.add(name)
         with anyio.CancelScope() as scope:
             self._retiring[name] = scope
             try:
+                others = self._listed_elsewhere(name)
+                if others:
+                    log.info(
+                        "node left this replica's file; %s still list it: serving it until"
+                        " they do not",
+                        ", ".join(others),
+                    )
+                while others and not slot.stopped.is_set():
+                    await anyio.sleep(1.0)
+                    others = self._listed_elsewhere(name)
+                if slot.stopped.is_set():
+                    # Stopped meanwhile (membership lapsed, Lease lost): not ours to
+                    # decommission. Let a replica that lists it have it.
+                    await release(self._kube, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
+                    return
+                self._busy.add(name)
                 await decommission(
                     self._kube, name, self.settings.decommission_policy, stop, self._drain_timeout
                 )
@@ -576,10 +586,10 @@ class Supervisor:
             if not self._first_looks:
                 self._settled.set()
 
-    async def _hand_off(self, name: str, *, watch: bool = True) -> None:
+    async def _hand_off(self, name: str) -> None:
         """Stop the node (what was sent finishes, nothing new is sent), then release its
-        Lease so that its new owner takes it at once. With ``watch``, take it back if
-        nobody has after the ownership timeout."""
+        Lease so that its new owner takes it at once; take it back if nobody has after
+        the ownership timeout (``takeover.decide``: left unclaimed)."""
         self._busy.add(name)
         node = self.config.nodes_by_name.get(name) if self.config else None
         slot = self.slots.get(name)
@@ -596,7 +606,7 @@ class Supervisor:
                 self.metrics.handoffs.inc()
         finally:
             self._busy.discard(name)
-        if watch and node is not None and not self._stopping and name not in self._claiming:
+        if node is not None and not self._stopping and name not in self._claiming:
             self._claim(node)
         self._replan()
 
