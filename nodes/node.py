@@ -14,6 +14,7 @@ writes excepted), and so does every SaladCloud mutation when the caller built th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -48,8 +49,13 @@ class VirtualNode:
         metrics: NodeMetrics | None = None,
         tenure: Tenure | None = None,
         claimed: Claim | None = None,
+        starting: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self._starting = starting
+        """Shared by the nodes of a process: how many start up at once. Hundreds taken
+        over, or claimed at start-up, would otherwise start at once, and the event-loop
+        lag of that would delay every Lease renewal of the process."""
         self.tenure = tenure or Tenure(settings.name, node_deadline=settings.node_deadline)
         self._kube = KubeClient(
             kube_api, node=settings.name, metrics=metrics, guard=self.tenure.guard_kube
@@ -121,10 +127,13 @@ class VirtualNode:
         try:
             async with anyio.create_task_group() as parts:
                 await parts.start(self.lease.run)
-                await self.reporter.register_retrying()
-                await self.lease.renew_now()  # now naming the Node as registered
-                await parts.start(self.reporter.run)
-                await parts.start(self.pods.run)
+                # The heartbeat runs from here on; the rest of starting up (Node, pod
+                # list, watches) waits its turn among the nodes starting together.
+                async with self._starting or contextlib.nullcontext():
+                    await self.reporter.register_retrying()
+                    await self.lease.renew_now()  # now naming the Node as registered
+                    await parts.start(self.reporter.run)
+                    await parts.start(self.pods.run)
                 log.info("node serving", extra=self._extra)
                 task_status.started()
                 parts.start_soon(self.reconciler.run)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -53,6 +53,9 @@ class Claimer:
     timing: Timing
     lease_duration_seconds: int
     request_timeout: float
+    _confirmed: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False)
+    """identity -> (when a fresh read of its membership Lease was sent, whether it
+    showed the replica silent). Valid for node Leases read before that moment only."""
 
     async def claim(
         self,
@@ -73,7 +76,9 @@ class Claimer:
         self, node: str, preferred: Callable[[], bool], looked: Callable[[], None]
     ) -> Claimed | None:
         sighting: Sighting | None = None
-        poll = self.timing.poll
+        waiting_on: tuple[str, float] | None = None
+        """The holder we wait for to hand the node over, and since when."""
+        failures = 0
         while True:
             now = time.monotonic()
             if not self.standing.valid(now) or not self.view.synced:
@@ -83,25 +88,27 @@ class Claimer:
                 current = await self._read(lease_path(node))
             except KubeError as error:
                 log.warning("reading the node's Lease failed: %s", error)
-                await anyio.sleep(poll)
-                poll = min(poll * 2, _MAX_POLL)
+                failures += 1
+                await anyio.sleep(min(self.timing.poll * 2**failures, _MAX_POLL))
                 continue
+            failures = 0
+            read_at = time.monotonic()
             state = _state(current)
-            now = time.monotonic()
             version = state.version if state is not None else None
             if sighting is None or sighting.version != version:
-                sighting = Sighting(version, now)
-            action = self._decide(state, sighting, preferred(), False, now)
+                sighting = Sighting(version, read_at)
+            action = self._decide(state, sighting, preferred(), False, read_at)
             if isinstance(action, Confirm):
-                action = await self._confirm(action, state, sighting, preferred())
+                action = await self._confirm(action, state, sighting, preferred(), read_at)
             if isinstance(action, Stop):
                 log.info("not claiming: %s", action.reason)
                 return None
             if isinstance(action, Wait):
                 looked()
-                await anyio.sleep(max(0.05, min(action.seconds, poll)))
-                if state is not None and state.holder:
-                    poll = min(poll * 1.5, _MAX_POLL)
+                holder = state.holder if state is not None else ""
+                if waiting_on is None or waiting_on[0] != holder:
+                    waiting_on = (holder, read_at)
+                await anyio.sleep(max(0.05, min(action.seconds, self._poll(holder, waiting_on))))
                 continue
             if isinstance(action, Confirm) or not self.standing.valid(time.monotonic()):
                 continue
@@ -118,7 +125,7 @@ class Claimer:
                 continue  # someone wrote it since it was read: look again
             except KubeError as error:
                 log.warning("claiming the node's Lease failed: %s", error)
-                await anyio.sleep(poll)
+                await anyio.sleep(self.timing.poll)
                 continue
             if action.kind not in ("new", "ours"):
                 log.info("took the node over: %s", action.reason)
@@ -145,23 +152,48 @@ class Claimer:
             timing=self.timing,
         )
 
+    def _poll(self, holder: str, waiting_on: tuple[str, float]) -> float:
+        """How soon to look again at a Lease someone else holds: every half second while
+        a handoff is likely under way (the holder is leaving, or we started waiting a
+        moment ago), then less and less often (a holder that keeps a node assigned here
+        has a different view, or files, for now)."""
+        if not holder:
+            return self.timing.poll
+        waited = time.monotonic() - waiting_on[1]
+        if self.view.liveness(holder, time.monotonic()) is Liveness.LEAVING or waited < 5.0:
+            return self.timing.poll
+        backoff: float = self.timing.poll * 1.5 ** ((waited - 5.0) / self.timing.poll)
+        return min(_MAX_POLL, backoff)
+
     async def _confirm(
-        self, action: Confirm, state: LeaseState | None, sighting: Sighting, preferred: bool
+        self,
+        action: Confirm,
+        state: LeaseState | None,
+        sighting: Sighting,
+        preferred: bool,
+        read_at: float,
     ) -> Take | Confirm | Wait | Stop:
-        """Read the silent holder's membership Lease afresh; decide again with it."""
-        path = (
-            f"/apis/coordination.k8s.io/v1/namespaces/{self.members_namespace}/leases/"
-            f"{member_lease_name(action.identity)}"
-        )
-        try:
-            fresh = await self._read(path)
-        except KubeError:
-            return Wait(self.timing.poll)
-        now = time.monotonic()
-        confirmed = self.view.confirms_silence(
-            action.identity, parse_member(fresh) if fresh is not None else None, now
-        )
-        again = self._decide(state, sighting, preferred, confirmed, now)
+        """Read the silent holder's membership Lease afresh (or use a read of it sent
+        after this node's Lease was read: one read confirms a silent replica for all its
+        nodes); decide again with it."""
+        cached = self._confirmed.get(action.identity)
+        if cached is not None and cached[0] > read_at:
+            confirmed = cached[1]
+        else:
+            path = (
+                f"/apis/coordination.k8s.io/v1/namespaces/{self.members_namespace}/leases/"
+                f"{member_lease_name(action.identity)}"
+            )
+            sent = time.monotonic()
+            try:
+                fresh = await self._read(path)
+            except KubeError:
+                return Wait(self.timing.poll)
+            confirmed = self.view.confirms_silence(
+                action.identity, parse_member(fresh) if fresh is not None else None, sent
+            )
+            self._confirmed[action.identity] = (sent, confirmed)
+        again = self._decide(state, sighting, preferred, confirmed, time.monotonic())
         return Wait(self.timing.poll) if isinstance(again, Confirm) else again
 
     async def _read(self, path: str) -> dict[str, Any] | None:

@@ -167,12 +167,20 @@ class MemberView:
         self.synced = True
 
     def observe(self, record: MemberRecord, now: float) -> bool:
-        """A member's Lease as just seen; True if it changed."""
+        """A member's Lease as just seen; True if what it says changed (a new member,
+        another holder, leaving, other nodes), False for a renewal alone, which only
+        restarts its clock: placement need not run for every renewal."""
         old = self._seen.get(record.identity)
         if old is not None and old.record.version == record.version:
             return False
         self._seen[record.identity] = _Seen(record, now)
-        return True
+        if old is None or self._silent(old, now):
+            return True  # a new member, or one heard from again
+        return (old.record.holder, old.record.leaving, old.record.nodes) != (
+            record.holder,
+            record.leaving,
+            record.nodes,
+        )
 
     def forget(self, identity: str) -> bool:
         return self._seen.pop(identity, None) is not None
@@ -365,8 +373,9 @@ class MemberKeeper:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         task_status.started()
+        pause = self._period
         while self.phase is not Phase.LEAVING:
-            with anyio.move_on_after(self._period * random.uniform(0.9, 1.0)):  # noqa: S311
+            with anyio.move_on_after(pause * random.uniform(0.9, 1.0)):  # noqa: S311
                 await self._wake.wait()
             self._wake = anyio.Event()
             if self.leaving:
@@ -374,8 +383,11 @@ class MemberKeeper:
             try:
                 async with self._lock:
                     await self._renew()
+                pause = self._period
             except KubeError as error:
+                # Again soon, not a period later: the deadline allows few attempts.
                 log.warning("membership renewal failed: %s", error, extra=self._extra)
+                pause = min(self._period, 0.25)
             if self.phase is Phase.MEMBER and self._clock() >= self._valid_until:
                 self._on_change()  # lapsed: the supervisor stops this replica's nodes
         await anyio.sleep_forever()

@@ -80,6 +80,10 @@ _DRAIN_TIMEOUT = 300.0
 _HANDOFF_POLL = 0.5
 """How soon a replica waiting for a handoff looks at the node's Lease again (at first)."""
 _RELEASE_TIMEOUT = 5.0
+_STARTING_AT_ONCE = 8
+"""Nodes that register and list their pods at the same time (their Leases are renewed
+meanwhile): a takeover or a start-up of hundreds must not stall the event loop that
+renews every Lease of the process."""
 
 NodeBuilder = Callable[[NodeConfig], Runnable]
 NodeWrapper = Callable[[NodeConfig, NodeBuilder], Runnable]
@@ -156,8 +160,11 @@ class Supervisor:
         )
         self.view = MemberView(timeout)
         self._watch = MemberWatch(self._kube, self.lease_namespace, self.view, self._replan)
+        # Claims and releases have a client of their own: a takeover claims a dead
+        # replica's nodes all at once, a shutdown releases all of its own.
+        self._leases = KubeClient(shared.kube_api, node="-supervisor-", concurrency=64)
         self._claimer = Claimer(
-            kube=self._kube,
+            kube=self._leases,
             holder=self.holder,
             view=self.view,
             standing=self.member,
@@ -172,6 +179,7 @@ class Supervisor:
             lease_duration_seconds=settings.lease_duration_seconds,
             request_timeout=min(settings.kube_request_timeout_seconds, timeout / 3),
         )
+        self._starting = anyio.CapacityLimiter(_STARTING_AT_ONCE)
         self._placement = anyio.Event()
         self._settled = anyio.Event()
         """Set once the first placement has looked at every node it gave this replica."""
@@ -258,6 +266,7 @@ class Supervisor:
             metrics=shared.node_metrics,
             tenure=tenure,
             claimed=claim,
+            starting=self._starting,
         )
 
     # --- running -----------------------------------------------------------------------
@@ -434,7 +443,7 @@ class Supervisor:
                 if slot.stopped.is_set():
                     # Stopped meanwhile (membership lapsed, Lease lost): not ours to
                     # decommission. Let a replica that lists it have it.
-                    await release(self._kube, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
+                    await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
                     return
                 self._busy.add(name)
                 await decommission(
@@ -570,7 +579,7 @@ class Supervisor:
                 wanted = self.config.nodes_by_name.get(name) if self.config else None
                 if wanted is None or self._stopping or name in self.slots:
                     # Taken for nothing (the file changed, or shutdown began meanwhile).
-                    await release(self._kube, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
+                    await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
                     return
                 if claimed.take.kind not in ("new", "ours"):
                     self.metrics.takeovers.labels(kind=claimed.take.kind).inc()
@@ -600,7 +609,7 @@ class Supervisor:
                     await self._stop_slot(slot, "handed off to another replica")
                 with anyio.CancelScope(shield=True):
                     if await release(
-                        self._kube, name, self.holder, request_timeout=_RELEASE_TIMEOUT
+                        self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT
                     ):
                         log.info("released the node's Lease for its new owner")
                 self.metrics.handoffs.inc()
@@ -637,7 +646,7 @@ class Supervisor:
     async def _stop_and_release(self, name: str, slot: NodeSlot) -> None:
         with node_context(name, slot.project):
             await self._stop_slot(slot, "shutting down")
-            if await release(self._kube, name, self.holder, request_timeout=_RELEASE_TIMEOUT):
+            if await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT):
                 self.metrics.handoffs.inc()
 
     async def _follow_config(self) -> None:

@@ -43,9 +43,15 @@ class Observed:
     nodes: list[str]
     renewals: dict[str, datetime] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)
-    largest_gap: float = 0.0
+    phase: str = "start-up"
+    gaps: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Phase -> (largest gap between two renewals of a node's Lease, which node)."""
     not_ready: int = 0
     looks: int = 0
+
+    @property
+    def largest_gap(self) -> float:
+        return max((gap for gap, _ in self.gaps.values()), default=0.0)
 
     def look(self, kube: httpx.Client) -> None:
         leases = {i["metadata"]["name"]: i for i in kube.get(LEASES).json()["items"]}
@@ -55,7 +61,9 @@ class Observed:
                 at = datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00"))
                 before = self.renewals.get(name)
                 if before is not None and at != before:
-                    self.largest_gap = max(self.largest_gap, (at - before).total_seconds())
+                    gap = (at - before).total_seconds()
+                    if gap > self.gaps.get(self.phase, (0.0, ""))[0]:
+                        self.gaps[self.phase] = (gap, name)
                 self.renewals[name] = at
             self.holders[name] = str(spec.get("holderIdentity") or "").split("/")[0]
         for node in kube.get(
@@ -98,12 +106,20 @@ def _group_figures(sim_root: str, projects: list[str]) -> tuple[int, int]:
     return sum(1 for count in owners.values() if count > 1), deleted
 
 
-def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scale: float) -> None:
+def run(
+    nodes: int,
+    pods_per_node: int,
+    replicas: int,
+    observe: float,
+    time_scale: float,
+    logs: Path | None = None,
+) -> None:
     names = [f"fo-{i:03d}" for i in range(nodes)]
     projects = {name: (f"p{i:03d}", f"fo-key-{i:03d}-7d1c3e5a9b") for i, name in enumerate(names)}
     identities = [f"replica-{chr(ord('a') + i)}" for i in range(replicas)]
     with common.control_plane() as plane, tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
+        work = logs or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
         sim_port = common.free_port()
         sim_command = common.simulator_command(
             sim_port,
@@ -153,6 +169,7 @@ def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scal
                 ready_after = time.monotonic() - started
                 balance = dict(collections.Counter(seen.holders.values()))
 
+                seen.phase = "pods"
                 for name in names:
                     kube.post(
                         f"/apis/apps/v1/namespaces/{namespace}/deployments",
@@ -168,6 +185,7 @@ def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scal
                 before = {i: common.metrics(urls[i]) for i in identities}
                 cpu_before = {i: common.usage(processes[i].pid).cpu_seconds for i in identities}
                 window = time.monotonic()
+                seen.phase = "steady"
                 _watch_until(kube, seen, lambda: time.monotonic() - window >= observe, observe + 10)
                 elapsed = time.monotonic() - window
                 cpu = {
@@ -195,6 +213,7 @@ def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scal
                         headers={"Content-Type": "application/merge-patch+json"},
                     ).raise_for_status()
                 time.sleep(1.0)
+                seen.phase = "kill -9"
                 processes[victim].kill()
                 failover = _watch_until(
                     kube,
@@ -210,6 +229,7 @@ def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scal
                 handoff = float("nan")
                 if leaving is not None:
                     its_nodes = [n for n, h in seen.holders.items() if h == leaving]
+                    seen.phase = "SIGTERM"
                     processes[leaving].terminate()
                     handoff = _watch_until(
                         kube,
@@ -235,6 +255,9 @@ def run(nodes: int, pods_per_node: int, replicas: int, observe: float, time_scal
                 ),
                 f"SIGTERM {leaving}: its nodes renewed by others after (s)": f"{handoff:.1f}",
                 "largest lease-renewal gap, whole run (s)": f"{seen.largest_gap:.1f}",
+                "largest gap by phase (s, node)": {
+                    phase: f"{gap:.1f} {node}" for phase, (gap, node) in seen.gaps.items()
+                },
                 "looks that found a node not Ready": seen.not_ready,
                 "looks at the API server": seen.looks,
                 "pods with more than one group": duplicates,
@@ -252,8 +275,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--observe", type=float, default=60.0, help="steady window, seconds")
     parser.add_argument("--time-scale", type=float, default=60.0)
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     args = parser.parse_args()
-    run(args.nodes, args.pods_per_node, args.replicas, args.observe, args.time_scale)
+    run(args.nodes, args.pods_per_node, args.replicas, args.observe, args.time_scale, args.logs)
 
 
 if __name__ == "__main__":

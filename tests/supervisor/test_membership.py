@@ -55,6 +55,14 @@ def test_a_member_is_live_until_its_lease_stands_still_for_the_timeout() -> None
     assert "a" in view.live(128.9) and "a" not in view.live(129.0)
 
 
+def test_a_renewal_alone_is_no_change_for_placement_but_a_return_from_silence_is() -> None:
+    view = MemberView(TIMEOUT)
+    assert view.observe(record("a"), now=100.0)
+    assert not view.observe(record("a", version="2"), now=102.0)
+    assert view.observe(record("a", version="3", nodes={"n": 1}), now=104.0)
+    assert view.observe(record("a", version="4", nodes={"n": 1}), now=120.0)
+
+
 def test_a_relist_keeps_the_age_of_what_did_not_change() -> None:
     view = MemberView(TIMEOUT)
     view.replace([record("a"), record("b")], now=100.0)
