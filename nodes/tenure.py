@@ -127,6 +127,16 @@ class Tenure:
         return self._valid_until
 
     @property
+    def membership_lapsed(self) -> bool:
+        """The replica's membership lapsed since this tenure began: it is refused for
+        good, and the node should stop so that it can be claimed afresh."""
+        return (
+            self._standing is not None
+            and self._epoch is not None
+            and self._standing.epoch != self._epoch
+        )
+
+    @property
     def ended(self) -> str | None:
         """Why the tenure ended, if it did (a refusal may also come from time alone)."""
         return self._ended

@@ -491,9 +491,21 @@ class Supervisor:
             return
         now = time.monotonic()
         if not self.member.valid(now):
+            for scope in self._claiming.values():
+                scope.cancel()
             if self.member.phase is Phase.MEMBER:
-                self._fence()
+                self._fence(self.slots)
             return
+        # Membership lapsed and came back between two looks (an answer arriving just
+        # after its deadline): the nodes of the old epoch refuse everything; stop them
+        # too, so that they are claimed afresh below.
+        self._fence(
+            {
+                name: slot
+                for name, slot in self.slots.items()
+                if isinstance(slot.node, VirtualNode) and slot.node.tenure.membership_lapsed
+            }
+        )
         if not self.view.synced:
             return
         live = {identity: dict(record.nodes) for identity, record in self.view.live(now).items()}
@@ -526,13 +538,11 @@ class Supervisor:
         if first and not looks:
             self._settled.set()
 
-    def _fence(self) -> None:
+    def _fence(self, slots: Mapping[str, NodeSlot]) -> None:
         """Membership lapsed: this replica can no longer show it is alive, so a standby
-        may take its nodes once the ownership timeout has passed. Its tenures refuse
+        may take its nodes once the ownership timeout has passed. Their tenures refuse
         already (same clock, same deadline); now stop the nodes too."""
-        for scope in self._claiming.values():
-            scope.cancel()
-        for name, slot in list(self.slots.items()):
+        for name, slot in list(slots.items()):
             if name in self._busy:
                 continue
             log.warning(

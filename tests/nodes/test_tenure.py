@@ -130,3 +130,13 @@ def test_reads_and_events_pass_every_other_write_is_gated(
 
 def test_the_holder_stops_a_third_of_the_timeout_before_anyone_may_take_over() -> None:
     assert renew_deadline(15.0) == pytest.approx(10.0)
+
+
+def test_a_tenure_knows_when_it_outlived_its_membership_epoch() -> None:
+    clock = Clock()
+    standing = FakeStanding()
+    tenure = held(clock, standing)
+    assert not tenure.membership_lapsed
+    standing.epoch = 2
+    assert tenure.membership_lapsed
+    assert not Tenure("salad-a", node_deadline=20.0, clock=clock).membership_lapsed
