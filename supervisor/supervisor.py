@@ -506,8 +506,13 @@ class Supervisor:
                 if isinstance(slot.node, VirtualNode) and slot.node.tenure.membership_lapsed
             }
         )
-        if not self.view.synced:
-            return
+        if self.view.synced:
+            self._follow_plan(now)
+
+    def _follow_plan(self, now: float) -> None:
+        """Assign the nodes over the live replicas; claim this replica's, hand off the
+        others'."""
+        assert self.config is not None
         live = {identity: dict(record.nodes) for identity, record in self.view.live(now).items()}
         live[self.identity] = dict(self.member.nodes)
         self.metrics.members.set(len(live))
