@@ -203,6 +203,7 @@ class LeaseKeeper:
         self._path = lease_path(node_name)
         self._lease: JSON | None = None
         self._lock = anyio.Lock()
+        self._soon = anyio.Event()
         self.last_renewal: float | None = None
         """``time.monotonic()`` of the last successful write; /readyz reads it."""
         self._extra = {"node": node_name}
@@ -219,8 +220,35 @@ class LeaseKeeper:
         task_status.started()
         while True:
             # A little jitter keeps 50 nodes started together from renewing in lockstep.
-            await anyio.sleep(self._interval * random.uniform(0.92, 1.0))  # noqa: S311
+            with anyio.move_on_after(self._interval * random.uniform(0.92, 1.0)):  # noqa: S311
+                await self._soon.wait()
+            self._soon = anyio.Event()
             await self.renew_now()
+
+    async def release(self, request_timeout: float = 5.0) -> bool:
+        """Give the Lease up (the node has stopped: handoff, shutdown), from the Lease as
+        last written, without reading it first; True if released here."""
+        async with self._lock:
+            if self._lease is None or holder_of(self._lease) != self.holder:
+                return False
+            body = copy.deepcopy(self._lease)
+            body["spec"]["holderIdentity"] = None
+            try:
+                await self._kube.put(self._path, body, request_timeout=request_timeout)
+            except KubeConflict:
+                # Written by someone else since (a label, say): the slow way.
+                return await release(
+                    self._kube, self._node, self.holder, request_timeout=request_timeout
+                )
+            except KubeNotFound:
+                return False
+            self._lease = None
+            return True
+
+    def renew_soon(self) -> None:
+        """Renew without waiting for the interval: the replica's membership is back after
+        a lapse, and only a renewal sent from now on proves the node ours again."""
+        self._soon.set()
 
     async def renew_now(self) -> None:
         """Renew at once (the Node was just registered: its Lease should name it)."""

@@ -14,13 +14,16 @@ monotonic time alone:
   later still). This bounds a replica that can reach the API server for its membership
   but not for one node's Lease.
 * **The replica's membership** (``Standing``) must be valid now, *and unbroken since
-  this tenure began*. Membership is what standbys watch to decide that a replica is
-  dead, so it is what must fence first: its deadline (two thirds of
+  the node's Lease was last proven ours*. Membership is what standbys watch to decide
+  that a replica is dead, so it is what must fence first: its deadline (two thirds of
   ``ownershipTimeout``) is shorter than the standbys' takeover threshold, exactly as
   client-go's ``renewDeadline`` is shorter than its ``leaseDuration``. If membership
-  lapsed even once since this tenure began, someone may have taken the node in the
-  gap, so the tenure never becomes valid again; only a fresh compare-and-swap on the
-  node's Lease (a new tenure) can prove ownership again.
+  lapsed since, someone may have taken the node in the gap: the tenure refuses until a
+  compare-and-swap on the node's Lease, *sent after membership came back*, succeeds
+  again. That write proves nobody took the node meanwhile (a taker writes the Lease
+  first, which would have made ours fail), and from then on a taker would have to see
+  our membership silent, which it is not. So a lapse pauses the node; it does not have
+  to restart.
 * Nothing else has ended it: a lost race, another holder, a handoff, shutdown.
 
 A refusal raises ``NotOwned`` (as a ``SaladError`` or ``KubeError`` so callers that
@@ -73,6 +76,11 @@ class Standing(Protocol):
         """Changes every time membership lapsed and came back."""
         ...
 
+    @property
+    def epoch_began(self) -> float:
+        """When this epoch's first renewal was answered (monotonic)."""
+        ...
+
     def valid(self, now: float) -> bool:
         """Whether the replica is a member in good standing at ``now`` (monotonic)."""
         ...
@@ -104,8 +112,16 @@ class Tenure:
         """A compare-and-swap on the node's Lease succeeded; it was sent at ``sent``."""
         if self._ended is not None:
             return
-        if self._epoch is None and self._standing is not None:
-            self._epoch = self._standing.epoch
+        standing = self._standing
+        first = self._epoch is None
+        if (
+            standing is not None
+            and standing.epoch != self._epoch
+            and (first or sent >= standing.epoch_began)
+        ):
+            if not first:
+                log.info("node %s owned again: Lease renewed since membership is back", self.node)
+            self._epoch = standing.epoch
         self._valid_until = max(self._valid_until, sent + self._deadline)
 
     def end(self, reason: str) -> None:
@@ -128,8 +144,8 @@ class Tenure:
 
     @property
     def membership_lapsed(self) -> bool:
-        """The replica's membership lapsed since this tenure began: it is refused for
-        good, and the node should stop so that it can be claimed afresh."""
+        """The replica's membership lapsed since the node's Lease was last proven ours:
+        refused until the Lease is written again."""
         return (
             self._standing is not None
             and self._epoch is not None
@@ -154,7 +170,7 @@ class Tenure:
             return "the node's Lease was not renewed in time"
         if self._standing is not None:
             if self._standing.epoch != self._epoch:
-                return "this replica's membership lapsed since the node's Lease was renewed"
+                return "this replica's membership lapsed since the node's Lease was last renewed"
             if not self._standing.valid(now):
                 return "this replica's membership Lease was not renewed in time"
         return None

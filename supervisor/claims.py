@@ -53,9 +53,16 @@ class Claimer:
     timing: Timing
     lease_duration_seconds: int
     request_timeout: float
+    _nudged: anyio.Event = field(default_factory=anyio.Event, repr=False)
     _confirmed: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False)
     """identity -> (when a fresh read of its membership Lease was sent, whether it
     showed the replica silent). Valid for node Leases read before that moment only."""
+
+    def nudge(self) -> None:
+        """Something changed (a replica left, the assignment moved): every waiting claim
+        looks at its Lease again now instead of at its next poll."""
+        nudged, self._nudged = self._nudged, anyio.Event()
+        nudged.set()
 
     async def claim(
         self,
@@ -108,7 +115,10 @@ class Claimer:
                 holder = state.holder if state is not None else ""
                 if waiting_on is None or waiting_on[0] != holder:
                     waiting_on = (holder, read_at)
-                await anyio.sleep(max(0.05, min(action.seconds, self._poll(holder, waiting_on))))
+                delay = max(0.05, min(action.seconds, self._poll(holder, waiting_on)))
+                with anyio.move_on_after(delay):
+                    await self._nudged.wait()
+                await anyio.sleep(max(0.0, read_at + 0.1 - time.monotonic()))  # 10 reads/s at most
                 continue
             if isinstance(action, Confirm) or not self.standing.valid(time.monotonic()):
                 continue

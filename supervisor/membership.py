@@ -279,6 +279,7 @@ class MemberKeeper:
         self._nodes: dict[str, int] = {}
         self._announced: str | None = None
         self._epoch = 0
+        self._epoch_began = -math.inf
         self._valid_until = -math.inf
         self.phase = Phase.JOINING
         self._wake = anyio.Event()
@@ -292,6 +293,10 @@ class MemberKeeper:
     @property
     def epoch(self) -> int:
         return self._epoch
+
+    @property
+    def epoch_began(self) -> float:
+        return self._epoch_began
 
     def valid(self, now: float) -> bool:
         return self.phase is Phase.MEMBER and now < self._valid_until
@@ -500,6 +505,7 @@ class MemberKeeper:
         lapsed = answered >= self._valid_until and until > answered
         if lapsed:
             self._epoch += 1
+            self._epoch_began = answered
         self._valid_until = max(self._valid_until, until)
         if self.phase is not Phase.LEAVING:
             self.phase = Phase.MEMBER

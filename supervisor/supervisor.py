@@ -54,7 +54,7 @@ from config import (
 )
 from nodes.cluster import ClusterFacts, read_cluster_facts
 from nodes.kube import KubeClient
-from nodes.lease import Claim, release
+from nodes.lease import Claim, LeaseKeeper, release
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
 from nodes.saladcloud.client import SaladClient
@@ -159,7 +159,9 @@ class Supervisor:
             on_change=self._replan,
         )
         self.view = MemberView(timeout)
-        self._watch = MemberWatch(self._kube, self.lease_namespace, self.view, self._replan)
+        self._watch = MemberWatch(
+            self._kube, self.lease_namespace, self.view, self._members_changed
+        )
         # Claims and releases have a client of their own: a takeover claims a dead
         # replica's nodes all at once, a shutdown releases all of its own.
         self._leases = KubeClient(shared.kube_api, node="-supervisor-", concurrency=64)
@@ -184,6 +186,8 @@ class Supervisor:
         self._settled = anyio.Event()
         """Set once the first placement has looked at every node it gave this replica."""
         self._first_looks: set[str] | None = None
+        self._epoch_seen = 0
+        """The membership epoch placement last acted in; -1 while lapsed."""
         self._cluster = ClusterFacts()
         self._group: TaskGroup | None = None
 
@@ -374,14 +378,24 @@ class Supervisor:
                 "applying the projects file failed (%s)", getattr(action, "__name__", action)
             )
 
-    async def _stop_slot(self, slot: NodeSlot, reason: str | None = None) -> None:
+    async def _stop_slot(self, slot: NodeSlot, reason: str | None = None) -> LeaseKeeper | None:
         """Stop a node's incarnation; with a ``reason``, nothing more is sent for it
-        from this moment (its tenure ends), not only once its tasks are cancelled."""
+        from this moment (its tenure ends), not only once its tasks are cancelled.
+        Returns the stopped incarnation's lease keeper, which can still release it."""
         node = slot.node
+        keeper = node.lease if isinstance(node, VirtualNode) else None
         if reason is not None and isinstance(node, VirtualNode):
             node.tenure.end(reason)
         slot.stop()
         await slot.stopped.wait()
+        return keeper
+
+    async def _release(self, name: str, keeper: LeaseKeeper | None) -> bool:
+        """Release a stopped node's Lease: from the Lease as its keeper last wrote it (one
+        write), else read first (the node was between incarnations)."""
+        if keeper is not None:
+            return await keeper.release(request_timeout=_RELEASE_TIMEOUT)
+        return await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
 
     async def _replace(self, node: NodeConfig) -> None:
         """Stop the running incarnation of a node (if any), then start the new config;
@@ -467,6 +481,13 @@ class Supervisor:
         """Something placement depends on changed: look again soon."""
         self._placement.set()
 
+    def _members_changed(self) -> None:
+        """A replica joined, left, went silent or changed its nodes: placement looks
+        again, and so does every claim waiting on a Lease (a leaving replica deletes its
+        membership Lease once it has released its nodes)."""
+        self._replan()
+        self._claimer.nudge()
+
     async def _place_forever(self) -> None:
         while True:
             now = time.monotonic()
@@ -491,21 +512,11 @@ class Supervisor:
             return
         now = time.monotonic()
         if not self.member.valid(now):
-            for scope in self._claiming.values():
-                scope.cancel()
-            if self.member.phase is Phase.MEMBER:
-                self._fence(self.slots)
+            if self.member.phase is Phase.MEMBER and self._epoch_seen == self.member.epoch:
+                self._paused()
             return
-        # Membership lapsed and came back between two looks (an answer arriving just
-        # after its deadline): the nodes of the old epoch refuse everything; stop them
-        # too, so that they are claimed afresh below.
-        self._fence(
-            {
-                name: slot
-                for name, slot in self.slots.items()
-                if isinstance(slot.node, VirtualNode) and slot.node.tenure.membership_lapsed
-            }
-        )
+        if self._epoch_seen != self.member.epoch:
+            self._resumed()
         if self.view.synced:
             self._follow_plan(now)
 
@@ -543,29 +554,31 @@ class Supervisor:
         if first and not looks:
             self._settled.set()
 
-    def _fence(self, slots: Mapping[str, NodeSlot]) -> None:
-        """Membership lapsed: this replica can no longer show it is alive, so a standby
+    def _paused(self) -> None:
+        """Membership lapsed: this replica can no longer show it is alive, and a standby
         may take its nodes once the ownership timeout has passed. Their tenures refuse
-        already (same clock, same deadline); now stop the nodes too."""
-        for name, slot in list(slots.items()):
-            if name in self._busy:
-                continue
-            log.warning(
-                "membership lapsed: stopping the node",
-                extra={"node": name, "project": slot.project},
-            )
-            self.metrics.fencing.labels(reason="membership").inc()
-            self._busy.add(name)
-            assert self._group is not None
-            self._group.start_soon(self._stop_then_free, name, slot)
+        everything already, from the deadline on (same clock); the nodes keep their
+        caches and watches, and resume once their Leases are written again after
+        membership is back, unless someone took them meanwhile (then they stop, their
+        Lease lost). Pausing, not stopping, keeps a short lapse (a slow API server, a
+        lagging event loop) from turning into a restart of every node."""
+        self._epoch_seen = -1  # resume (and count) only once
+        log.warning(
+            "membership lapsed: %d nodes refuse every write until it is back", len(self.slots)
+        )
+        self.metrics.fencing.labels(reason="membership").inc(len(self.slots))
 
-    async def _stop_then_free(self, name: str, slot: NodeSlot) -> None:
-        try:
-            with node_context(name, slot.project):
-                await self._stop_slot(slot, "this replica's membership lapsed")
-        finally:
-            self._busy.discard(name)
-            self._replan()
+    def _resumed(self) -> None:
+        """Membership is valid in a new epoch: renew every node's Lease now, which is
+        what proves each node ours again (``Tenure.renewed``)."""
+        first = self._epoch_seen == 0
+        self._epoch_seen = self.member.epoch
+        if first:
+            return
+        log.info("membership back: renewing the Leases of %d nodes", len(self.slots))
+        for slot in self.slots.values():
+            if isinstance(slot.node, VirtualNode):
+                slot.node.lease.renew_soon()
 
     def _claim(self, node: NodeConfig) -> None:
         """Claim ``node``'s Lease as soon as ``takeover.decide`` allows. The claimer asks
@@ -620,12 +633,11 @@ class Supervisor:
         project = slot.project if slot is not None else node.project if node else ""
         try:
             with node_context(name, project):
+                keeper = None
                 if slot is not None:
-                    await self._stop_slot(slot, "handed off to another replica")
+                    keeper = await self._stop_slot(slot, "handed off to another replica")
                 with anyio.CancelScope(shield=True):
-                    if await release(
-                        self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT
-                    ):
+                    if await self._release(name, keeper):
                         log.info("released the node's Lease for its new owner")
                 self.metrics.handoffs.inc()
         finally:
@@ -660,8 +672,8 @@ class Supervisor:
 
     async def _stop_and_release(self, name: str, slot: NodeSlot) -> None:
         with node_context(name, slot.project):
-            await self._stop_slot(slot, "shutting down")
-            if await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT):
+            keeper = await self._stop_slot(slot, "shutting down")
+            if await self._release(name, keeper):
                 self.metrics.handoffs.inc()
 
     async def _follow_config(self) -> None:

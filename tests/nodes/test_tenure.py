@@ -23,6 +23,7 @@ class Clock:
 class FakeStanding:
     epoch: int = 1
     valid_until: float = 200.0
+    epoch_began: float = 0.0
 
     def valid(self, now: float) -> bool:
         return now < self.valid_until
@@ -78,18 +79,21 @@ def test_membership_must_be_valid_now() -> None:
     assert tenure.refusal() == "this replica's membership Lease was not renewed in time"
 
 
-def test_a_lapse_of_membership_ends_ownership_even_after_membership_is_back() -> None:
+def test_after_a_lapse_only_a_lease_write_sent_since_membership_is_back_proves_ownership() -> None:
     clock = Clock()
     standing = FakeStanding()
     tenure = held(clock, standing)
-    standing.epoch = 2  # it lapsed and came back: someone may have taken the node meanwhile
-    clock.now += 1.0
-    tenure.renewed(sent=clock.now - 5.0)  # a node renewal sent during the gap proves nothing
+    # Membership lapsed and came back at 110: someone may have taken the node meanwhile.
+    clock.now = 112.0
+    standing.epoch, standing.epoch_began = 2, 110.0
     assert tenure.refusal() == (
-        "this replica's membership lapsed since the node's Lease was renewed"
+        "this replica's membership lapsed since the node's Lease was last renewed"
     )
-    # A new tenure, begun by a fresh compare-and-swap in the new epoch, owns the node.
-    assert held(clock, standing).owned
+    assert tenure.membership_lapsed
+    tenure.renewed(sent=109.0)  # a node renewal sent during the gap proves nothing
+    assert not tenure.owned
+    tenure.renewed(sent=111.0)  # one sent since it came back does: no one took it
+    assert tenure.owned and not tenure.membership_lapsed
 
 
 def test_refusals_are_the_callers_own_error_types_and_name_the_node() -> None:
