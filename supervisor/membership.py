@@ -389,9 +389,12 @@ class MemberKeeper:
                 async with self._lock:
                     await self._renew()
                 pause = self._period
-            except KubeError as error:
+            except Exception as error:  # membership never dies of what it did not foresee
                 # Again soon, not a period later: the deadline allows few attempts.
-                log.warning("membership renewal failed: %s", error, extra=self._extra)
+                if isinstance(error, KubeError):
+                    log.warning("membership renewal failed: %s", error, extra=self._extra)
+                else:
+                    log.exception("membership renewal failed unexpectedly", extra=self._extra)
                 pause = min(self._period, 0.25)
             if self.phase is Phase.MEMBER and self._clock() >= self._valid_until:
                 self._on_change()  # lapsed: the supervisor stops this replica's nodes
@@ -543,6 +546,11 @@ class MemberWatch:
                 await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
                 backoff = min(backoff * 2, 10.0)
                 continue
+            except Exception:
+                log.exception("listing membership Leases failed unexpectedly")
+                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+                backoff = min(backoff * 2, 10.0)
+                continue
             backoff = 0.5
             if not started:
                 task_status.started()
@@ -573,8 +581,11 @@ class MemberWatch:
                         self._apply(kind, obj)
             except KubeGone:
                 return
-            except KubeError as error:
-                log.warning("membership watch dropped: %s; listing again", error)
+            except Exception as error:  # any surprise: list again, from scratch
+                if isinstance(error, KubeError):
+                    log.warning("membership watch dropped: %s; listing again", error)
+                else:
+                    log.exception("membership watch failed unexpectedly; listing again")
                 await anyio.sleep(0.5 + random.random())  # noqa: S311
                 return
 

@@ -53,7 +53,7 @@ from config import (
     load_projects,
 )
 from nodes.cluster import ClusterFacts, read_cluster_facts
-from nodes.kube import KubeClient
+from nodes.kube import KubeClient, KubeError
 from nodes.lease import Claim, LeaseKeeper, release
 from nodes.metrics import NodeMetrics
 from nodes.node import VirtualNode
@@ -80,6 +80,7 @@ _DRAIN_TIMEOUT = 300.0
 _HANDOFF_POLL = 0.5
 """How soon a replica waiting for a handoff looks at the node's Lease again (at first)."""
 _RELEASE_TIMEOUT = 5.0
+_RELEASE_ATTEMPTS = 6
 _STARTING_AT_ONCE = 8
 """Nodes that register and list their pods at the same time (their Leases are renewed
 meanwhile): a takeover or a start-up of hundreds must not stall the event loop that
@@ -392,10 +393,21 @@ class Supervisor:
 
     async def _release(self, name: str, keeper: LeaseKeeper | None) -> bool:
         """Release a stopped node's Lease: from the Lease as its keeper last wrote it (one
-        write), else read first (the node was between incarnations)."""
-        if keeper is not None:
-            return await keeper.release(request_timeout=_RELEASE_TIMEOUT)
-        return await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
+        write), else read first (the node was between incarnations). Retried for a
+        while: the replica it goes to waits for it (it would take the node from us only
+        after our membership went silent)."""
+        for attempt in range(_RELEASE_ATTEMPTS):
+            try:
+                if keeper is not None and attempt == 0:
+                    return await keeper.release(request_timeout=_RELEASE_TIMEOUT)
+                return await release(
+                    self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT
+                )
+            except KubeError as error:
+                log.warning("releasing the node's Lease failed: %s", error)
+                await anyio.sleep(min(8.0, 0.5 * 2**attempt))
+        log.error("could not release the node's Lease; it is taken over once this replica stops")
+        return False
 
     async def _replace(self, node: NodeConfig) -> None:
         """Stop the running incarnation of a node (if any), then start the new config;
@@ -546,7 +558,7 @@ class Supervisor:
                     )
                     self._busy.add(name)
                     assert self._group is not None
-                    self._group.start_soon(self._hand_off, name)
+                    self._group.start_soon(self._guarded, self._hand_off, name)
             elif target == self.identity and name not in self._claiming:
                 if first:
                     looks.add(name)
@@ -599,23 +611,33 @@ class Supervisor:
 
         try:
             with scope, node_context(name, node.project):
-                claimed = await self._claimer.claim(
-                    name, preferred=preferred, looked=functools.partial(self._looked, name)
-                )
-                if claimed is None:
-                    return
-                wanted = self.config.nodes_by_name.get(name) if self.config else None
-                if wanted is None or self._stopping or name in self.slots:
-                    # Taken for nothing (the file changed, or shutdown began meanwhile).
-                    await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
-                    return
-                if claimed.take.kind not in ("new", "ours"):
-                    self.metrics.takeovers.labels(kind=claimed.take.kind).inc()
-                self._start_slot(wanted, claimed.claim)
+                await self._claim_and_start(node, preferred)
+        except Exception:
+            # Placement claims it again at its next look.
+            log.exception(
+                "claiming the node failed unexpectedly",
+                extra={"node": name, "project": node.project},
+            )
         finally:
             if self._claiming.get(name) is scope:
                 del self._claiming[name]
             self._replan()
+
+    async def _claim_and_start(self, node: NodeConfig, preferred: Callable[[], bool]) -> None:
+        name = node.name
+        claimed = await self._claimer.claim(
+            name, preferred=preferred, looked=functools.partial(self._looked, name)
+        )
+        if claimed is None:
+            return
+        wanted = self.config.nodes_by_name.get(name) if self.config else None
+        if wanted is None or self._stopping or name in self.slots:
+            # Taken for nothing (the file changed, or shutdown began meanwhile).
+            await self._release(name, None)
+            return
+        if claimed.take.kind not in ("new", "ours"):
+            self.metrics.takeovers.labels(kind=claimed.take.kind).inc()
+        self._start_slot(wanted, claimed.claim)
 
     def _looked(self, name: str) -> None:
         if self._first_looks is not None and name in self._first_looks:
