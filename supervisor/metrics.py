@@ -71,10 +71,11 @@ class ProcessMetrics:
         )
         self.fencing = Counter(
             "salad_vk_fencing_events_total",
-            "Nodes this replica stopped because it could no longer prove it owns them, by"
-            " reason: taken (another replica holds the Lease), deadline (the node's Lease"
-            " could not be renewed in time), membership (this replica's membership Lease"
-            " could not be renewed in time).",
+            "Nodes this replica stopped or paused because it could no longer prove it owns"
+            " them, by reason: taken (another replica holds the Lease: stopped), deadline"
+            " (the node's Lease could not be renewed in time: stopped), membership (this"
+            " replica's membership Lease could not be renewed in time: paused until it is"
+            " back).",
             ["reason"],
             registry=registry,
         )
