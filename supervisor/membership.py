@@ -11,7 +11,7 @@ record of who owns each node and the compare-and-swap that fences a lost race; t
 are renewed at the kubelet's 10 s, as before. Detecting a dead replica needs
 something renewed well inside the 15 s takeover threshold: renewing 1,000 node Leases
 every 2-5 s would cost 200-500 writes a second (each about 1 ms of this process's CPU,
-measured), and a standby would have to watch every node's Lease in
+``tests/benchmarks/lease_cost.py``), and a standby would have to watch every node's Lease in
 ``kube-node-lease`` (every kubelet's too). One membership Lease per replica costs 0.5
 writes a second per replica, and standbys watch a handful of objects.
 
