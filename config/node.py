@@ -41,6 +41,7 @@ DEFAULT_CAPACITY: MappingProxyType[str, str] = MappingProxyType(
 )
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_RATE_LIMIT_SHARE = 1.0
+DEFAULT_WEIGHT = 1
 
 MIN_MASKED_SECRET = 8
 """Logs mask secrets of at least this many characters, as whole tokens. A shorter key
@@ -99,6 +100,8 @@ class NodeConfig(BaseModel):
     """Requests per minute allowed for this node's API key, shared by every node using it."""
     rate_limit_share: float = DEFAULT_RATE_LIMIT_SHARE
     """This node's weight among the nodes sharing its API key's budget."""
+    weight: int = DEFAULT_WEIGHT
+    """How much of a replica's work this node is, when replicas share out the nodes."""
     poll_interval: float = DEFAULT_POLL_INTERVAL
     """Seconds between two lists of the project's container groups."""
     labels: dict[str, str] = Field(default_factory=dict)

@@ -251,6 +251,9 @@ ApiUrl = Annotated[str, AfterValidator(_api_url)]
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
 KeyFilePath = Annotated[str, AfterValidator(_non_empty)]
 RateLimitShare = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Whole numbers keep the balance exact: with unit weights every replica gets the same
+# count, give or take one.
+NodeWeight = Annotated[int, Field(ge=1, le=1000, strict=True)]
 PollInterval = Annotated[float, Field(ge=1, allow_inf_nan=False)]
 # Below 2 a minute no token bucket can keep a burst and a refill both whole.
 ApiRateLimit = Annotated[int, Field(ge=2)]
@@ -306,6 +309,7 @@ class NodeDefaults(_FileModel):
     provider_taint: StrictBool | None = None
     capacity: Capacity | None = None
     rate_limit_share: RateLimitShare | None = None
+    weight: NodeWeight | None = None
     poll_interval: PollInterval | None = None
     default_country_codes: CountryCodes | None = None
     default_gpu_classes: GpuClasses | None = None

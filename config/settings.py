@@ -20,11 +20,14 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, ConfigProblem, plain_message
-from .kube_names import check_label_value
+from .kube_names import check_label_value, check_subdomain
 
 ENV_PREFIX = "SALAD_VK_"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 _MAX_PORT = 65535
+MAX_IDENTITY_LENGTH = 200
+"""Leaves room in a Lease name (253 characters) for the membership prefix."""
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class DecommissionPolicy(StrEnum):
@@ -189,6 +192,24 @@ class ProcessSettings(BaseSettings):
     lease_renew_interval_seconds: float = Field(
         10.0, gt=0, description="Seconds between two renewals of a node's Lease."
     )
+    identity: str | None = Field(
+        None,
+        description="Who this replica is: the name of its membership Lease and the holder"
+        " of the node Leases it owns. Unique per replica; unset means $POD_NAME, else the"
+        " host name.",
+    )
+    lease_namespace: str | None = Field(
+        None,
+        description="Namespace of the replicas' membership Leases (the release's namespace);"
+        " unset means $POD_NAMESPACE, else `default`.",
+    )
+    ownership_timeout_seconds: float = Field(
+        15.0,
+        ge=3,
+        description="How long a replica's membership Lease must stand still before another"
+        " replica takes its nodes over; the replica itself stops acting on them after"
+        " two thirds of it without a successful renewal.",
+    )
     restart_backoff_initial_seconds: float = Field(
         1.0, gt=0, description="Delay before restarting a node that failed once."
     )
@@ -236,6 +257,26 @@ class ProcessSettings(BaseSettings):
             raise ValueError(
                 f"{value:g} s is not shorter than the lease duration ({duration} s): the"
                 " lease would expire between renewals"
+            )
+        return value
+
+    @field_validator("identity")
+    @classmethod
+    def _identity_is_a_name(cls, value: str | None) -> str | None:
+        # It names the replica's membership Lease (after a short prefix).
+        if value is not None:
+            check_subdomain(value)
+            if len(value) > MAX_IDENTITY_LENGTH:
+                raise ValueError(f"{value!r} is longer than {MAX_IDENTITY_LENGTH} characters")
+        return value
+
+    @field_validator("lease_namespace")
+    @classmethod
+    def _namespace_is_a_label(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a namespace name (a DNS-1123 label: at most 63 lowercase"
+                " letters, digits and '-')"
             )
         return value
 
@@ -359,6 +400,8 @@ def _metavar(name: str, field: FieldInfo) -> str:
         return "HOST:PORT"
     if name == "managed_by":
         return "LABEL-VALUE"
+    if name in ("identity", "lease_namespace"):
+        return "NAME"
     choices = get_args(field.annotation)
     if choices and all(isinstance(choice, str) for choice in choices):
         return "{" + ",".join(choices) + "}"

@@ -1,10 +1,15 @@
 """One virtual node: a SaladCloud project seen by Kubernetes as a Node.
 
-Start-up order matters: the Node and its Lease come first, because a node that is
-slow to heartbeat after a restart goes NotReady and gets its pods evicted; the pod
-list comes next, and only then does the reconciler act. Every part runs in the
-node's own task group, so cancelling the node (shutdown, config change, a crash
-the supervisor restarts) stops all of it and nothing else.
+Start-up order matters: the Lease comes first, because it says whether the node is
+ours to serve at all (and a node that is slow to heartbeat after a restart goes
+NotReady and gets its pods evicted); then the Node; the pod list next, and only then
+does the reconciler act. Every part runs in the node's own task group, so cancelling
+the node (shutdown, handoff, config change, a crash the supervisor restarts) stops
+all of it and nothing else; losing the Lease raises ``LeaseLost`` out of that group.
+
+Every Kubernetes write of the node passes its ``Tenure`` first (the lease keeper's own
+writes excepted), and so does every SaladCloud mutation when the caller built the
+``SaladClient`` with ``tenure.guard_salad``: one gate, at the edge, for all of them.
 
 A node whose API key is missing (its Secret not created yet) still registers and
 heartbeats, so it stays Ready and its pods are not evicted; it reports
@@ -14,6 +19,7 @@ taint, and neither watches pods nor calls SaladCloud until it is restarted with 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -23,7 +29,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 
 from .events import EventRecorder
 from .kube import KubeClient
-from .lease import LeaseKeeper
+from .lease import Claim, LeaseKeeper
 from .metrics import NodeMetrics
 from .node_cache import NodeCache
 from .node_object import SaladHealth
@@ -32,6 +38,7 @@ from .pod_watch import PodWatch
 from .reconciler import Reconciler
 from .saladcloud.client import SaladClient
 from .settings import NodeSettings
+from .tenure import Tenure
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +58,41 @@ class VirtualNode:
         metrics: NodeMetrics | None = None,
         node_cache: NodeCache | None = None,
         key_missing: str = "no API key",
+        tenure: Tenure | None = None,
+        claimed: Claim | None = None,
+        starting: anyio.CapacityLimiter | None = None,
     ) -> None:
         """``salad`` is None for a node without an API key; ``key_missing`` then says
         why, and what to do, on the node's condition."""
         self.settings = settings
-        self._kube = KubeClient(kube_api, node=settings.name, metrics=metrics)
+        self._starting = starting
+        """Shared by the nodes of a process: how many start up at once. Hundreds taken
+        over, or claimed at start-up, would otherwise start at once, and the event-loop
+        lag of that would delay every Lease renewal of the process."""
+        self.tenure = tenure or Tenure(settings.name, node_deadline=settings.node_deadline)
+        self._kube = KubeClient(
+            kube_api, node=settings.name, metrics=metrics, guard=self.tenure.guard_kube
+        )
         self._salad = salad
         self._metrics = metrics
+        if salad is not None:
+            # Requests queued for a token when the node stops being ours stop waiting
+            # then, even inside the reconciler's shield for mutations under way.
+            self.tenure.on_end(salad.limiter.close)
         # The process shares one cache of its Nodes; a node running alone keeps its own.
         self._own_cache = node_cache is None
         self.node_cache = node_cache or NodeCache.of_one(self._kube.unlimited(), settings.name)
         self.reporter = NodeReporter(self._kube, settings, self.node_cache)
         self.lease = LeaseKeeper(
-            self._kube,
+            # The keeper's writes are what the gate is made of: they do not pass it.
+            KubeClient(kube_api, node=settings.name, metrics=metrics),
             settings.name,
+            tenure=self.tenure,
+            node_uid=lambda: self.reporter.uid,
             ensure_node=self.reporter.ensure_registered,
             identity=settings.identity,
+            holder=settings.holder,
+            claimed=claimed,
             duration_seconds=settings.lease_duration_seconds,
             renew_interval=settings.lease_renew_interval,
             metrics=metrics,
@@ -126,33 +152,38 @@ class VirtualNode:
 
     @property
     def ready(self) -> bool:
-        """Registered and heartbeating: what /readyz reports per node."""
+        """Registered, heartbeating and owned: what /readyz reports per node."""
         renewed = self.lease.last_renewal
         return (
-            bool(self.reporter.uid)
+            self.tenure.owned
+            and bool(self.reporter.uid)
             and renewed is not None
             and time.monotonic() - renewed < 2.5 * self.settings.lease_renew_interval
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the node until cancelled; ``task_status`` fires once it is Ready and has
-        listed its pods."""
+        listed its pods. Raises ``LeaseLost`` when the node is not (or no longer) ours."""
         try:
-            await self.reporter.register_retrying()
             async with anyio.create_task_group() as parts:
                 if self._own_cache:
                     parts.start_soon(self.node_cache.run)
                 await parts.start(self.lease.run)
-                await parts.start(self.reporter.run)
-                if self._salad is None:
-                    # Registered and heartbeating, tainted, saying why: nothing else to do
-                    # without a key (the supervisor restarts the node when one appears).
-                    task_status.started()
-                    return
-                await parts.start(self.pods.run)
+                # The heartbeat runs from here on; the rest of starting up (Node, pod
+                # list, watches) waits its turn among the nodes starting together.
+                async with self._starting or contextlib.nullcontext():
+                    await self.reporter.register_retrying()
+                    await self.lease.renew_now()  # now naming the Node as registered
+                    await parts.start(self.reporter.run)
+                    if self._reconciler is None:
+                        # Registered, heartbeating, tainted, saying why: nothing else to
+                        # do without a key (the supervisor restarts the node with one).
+                        task_status.started()
+                        return
+                    await parts.start(self.pods.run)
                 log.info("node serving", extra=self._extra)
                 task_status.started()
-                parts.start_soon(self.reconciler.run)
+                parts.start_soon(self._reconciler.run)
         finally:
             # Its share of the API key's budget goes with the node: a restart or a
             # removal must not leave a silent share that dilutes the others'.

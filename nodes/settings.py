@@ -18,6 +18,7 @@ from config.node import DEFAULT_CAPACITY
 from config.node import PROVIDER_TAINT as _PROVIDER_TAINT
 
 from .cluster import ClusterFacts
+from .tenure import renew_deadline
 
 PROVIDER_TAINT: dict[str, Any] = _PROVIDER_TAINT.model_dump(exclude_none=True)
 
@@ -51,6 +52,9 @@ class NodeSettings:
     """The node's InternalIP: the supervisor's own pod IP (all nodes share it)."""
     kubelet_port: int = 10250
     identity: str = field(default_factory=default_identity)
+    holder: str | None = None
+    """``<identity>/<run id>`` of the process holding the node's Lease; None gives each
+    node its own (a node run outside the supervisor, as in tests)."""
     version: str = "0.0.0"
     cluster: ClusterFacts = field(default_factory=ClusterFacts)
     """Read once per process (``read_cluster_facts``) and handed to every node."""
@@ -59,6 +63,9 @@ class NodeSettings:
     """Seconds between two lists of the project's container groups (at least)."""
     lease_duration_seconds: int = 40
     lease_renew_interval: float = 10.0
+    ownership_timeout: float = 15.0
+    """The standbys' takeover threshold; this node stops acting on its own well before
+    (``tenure.renew_deadline``) when its renewals fail."""
     status_report_interval: float = 300.0
     """Node status is patched on change, and at least this often."""
     resync_interval: float = 300.0
@@ -88,6 +95,14 @@ class NodeSettings:
         """The label naming the process that serves the node, for its Node and its Lease;
         none when ``managed_by`` is unset."""
         return {} if self.managed_by is None else {MANAGED_BY_LABEL: self.managed_by}
+
+    @property
+    def node_deadline(self) -> float:
+        """How long after a renewal of its Lease was sent the node may still act: the
+        next renewal is due after the interval, and may then take the renew deadline.
+        It stays below what a standby waits for a holder it does not know as a replica
+        (``lease_renew_interval + ownership_timeout``)."""
+        return self.lease_renew_interval + renew_deadline(self.ownership_timeout)
 
     @property
     def provider_id(self) -> str:

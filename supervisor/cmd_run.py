@@ -1,14 +1,17 @@
-"""``salad-vk run``: serve every node of a projects file until SIGTERM or SIGINT.
+"""``salad-vk run``: serve the nodes of a projects file until SIGTERM or SIGINT.
 
 Start-up checks what the user can fix before it touches anything: the settings, then
 the projects file (every problem at once), then where the cluster configuration comes
 from (one line naming the file and the fix). Only then is a Kubernetes client built.
 
-Shutdown stops taking work and stops renewing leases; SaladCloud mutations already
-sent get up to ``--shutdown-grace-seconds`` to finish, so their outcome is known.
-Nothing is deleted because the process stops: the next start adopts every group.
-The process is gone within the grace plus a few seconds, however loaded its event
-loop is (``shutdown.StopSignals``).
+Several ``run`` processes (replicas) share the nodes of one file (``--identity`` names
+each, ``--lease-namespace`` is where they meet). Shutdown is a handoff of everything:
+the replica leaves the replica set, sends nothing new, lets SaladCloud mutations
+already sent finish (up to ``--shutdown-grace-seconds``) so their outcome is known,
+then releases every node's Lease so that the other replicas take them at once.
+Nothing is deleted because a process stops: whoever serves a node next adopts every
+group. The process is gone within the grace plus a few seconds, however loaded its
+event loop is (``shutdown.StopSignals``).
 """
 
 from __future__ import annotations

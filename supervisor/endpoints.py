@@ -3,8 +3,10 @@
 Every node shares the one event loop, so its responsiveness is the process's health:
 a timer that should fire every 0.25 s measures how late it fires (a histogram for
 dashboards), and ``/healthz`` fails when the loop stopped keeping time.
-``/readyz`` is "every configured node is registered and renewing its lease", the
-condition under which the Helm chart's Service and rollouts should count us ready.
+``/readyz`` is "a member of the replica set in good standing, and every node this
+replica should serve is registered and renewing its lease", the condition under which
+the Helm chart's Service and rollouts should count us ready. A standby (a live member
+with no node of its own) is ready: a rolling update may then move on to the next pod.
 """
 
 from __future__ import annotations
@@ -55,10 +57,13 @@ class Endpoints:
         registry: CollectorRegistry,
         lag: LoopLag,
         readiness: Callable[[], Mapping[str, bool]],
+        membership: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._registry = registry
         self._lag = lag
         self._readiness = readiness
+        self._membership = membership
+        """Why this replica is not a member in good standing; None when it is."""
         self.port: int | None = None
 
     def app(self) -> web.Application:
@@ -82,6 +87,9 @@ class Endpoints:
         return web.Response(status=503, text=f"event loop lagging: {self._lag.last_lag:.1f}s\n")
 
     async def _readyz(self, _: web.Request) -> web.Response:
+        problem = self._membership()
+        if problem is not None:
+            return web.Response(status=503, text=f"not ready: {problem}\n")
         nodes = self._readiness()
         waiting = sorted(name for name, ready in nodes.items() if not ready)
         if waiting:

@@ -44,3 +44,38 @@ class ProcessMetrics:
             ["policy"],
             registry=registry,
         )
+        # Several replicas: who serves what (README, "Several replicas").
+        self.nodes_owned = Gauge(
+            "salad_vk_nodes_owned",
+            "Nodes this replica holds the Lease of and serves.",
+            registry=registry,
+        )
+        self.members = Gauge(
+            "salad_vk_members",
+            "Live replicas in this replica's view, itself included while its membership is valid.",
+            registry=registry,
+        )
+        self.takeovers = Counter(
+            "salad_vk_node_takeovers_total",
+            "Nodes this replica took from another holder, by kind: released (a handoff),"
+            " silent (its replica stopped renewing its membership), replaced (its replica"
+            " restarted), restarted (an earlier run of this replica), unknown_holder (a"
+            " holder that is no member), unclaimed (released and not taken).",
+            ["kind"],
+            registry=registry,
+        )
+        self.handoffs = Counter(
+            "salad_vk_node_handoffs_total",
+            "Nodes this replica stopped and released for another replica to take.",
+            registry=registry,
+        )
+        self.fencing = Counter(
+            "salad_vk_fencing_events_total",
+            "Nodes this replica stopped or paused because it could no longer prove it owns"
+            " them, by reason: taken (another replica holds the Lease: stopped), deadline"
+            " (the node's Lease could not be renewed in time: stopped), membership (this"
+            " replica's membership Lease could not be renewed in time: paused until it is"
+            " back).",
+            ["reason"],
+            registry=registry,
+        )

@@ -5,6 +5,10 @@ counted, and answered by a restart after a delay that doubles up to a cap (with
 jitter, so nodes that failed together do not retry together) and resets once an
 incarnation has run long enough to call itself healthy. Cancellation is the one
 thing that passes through: it is how the supervisor stops or replaces a node.
+
+Losing the node's Lease (``LeaseLost``) is not a failure to restart from: the node is
+someone else's now, or its ownership could not be proven in time. The slot ends, and
+the supervisor decides whether to claim the node again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus
+
+from nodes.lease import LeaseLost
 
 from .logs import node_context
 from .metrics import ProcessMetrics
@@ -56,6 +62,8 @@ class NodeSlot:
         self.stopped = anyio.Event()
         self.serving = anyio.Event()
         """Set once the first incarnation has registered its node and listed its pods."""
+        self.lost: LeaseLost | None = None
+        """Why the slot ended by itself: its node's Lease was lost."""
 
     @property
     def ready(self) -> bool:
@@ -70,7 +78,8 @@ class NodeSlot:
                 attempt = 0
                 while True:
                     started = time.monotonic()
-                    await self._run_once()
+                    if not await self._run_once():
+                        return
                     if time.monotonic() - started > self._healthy_after:
                         attempt = 0
                     delay = min(self._backoff_max, self._backoff_initial * 2**attempt)
@@ -82,14 +91,20 @@ class NodeSlot:
             self.node = None
             self.stopped.set()
 
-    async def _run_once(self) -> None:
-        """Run one incarnation until it fails; cancellation passes straight through."""
+    async def _run_once(self) -> bool:
+        """Run one incarnation until it fails (True: restart it) or loses its Lease
+        (False); cancellation passes straight through."""
         try:
             self.node = node = self._build()
             async with anyio.create_task_group() as group:
                 await group.start(node.run)
                 self.serving.set()
-        except Exception:
+        except Exception as error:
+            lost = _lease_lost(error)
+            if lost is not None:
+                self.lost = lost
+                log.warning("node stopped: %s", lost)
+                return False
             log.exception("node failed")
         else:
             # A node only returns if something is wrong with it: serving is forever.
@@ -99,3 +114,16 @@ class NodeSlot:
         self.restarts += 1
         if self._metrics is not None:
             self._metrics.node_restarts.labels(node=self.name).inc()
+        return True
+
+
+def _lease_lost(error: BaseException) -> LeaseLost | None:
+    """The ``LeaseLost`` in ``error``, however deep task groups wrapped it."""
+    if isinstance(error, LeaseLost):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _lease_lost(inner)
+            if found is not None:
+                return found
+    return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -71,8 +71,11 @@ class KubeClient:
         metrics: NodeMetrics | None = None,
         concurrency: int = 16,
         timeout: float = 30.0,
+        guard: Callable[[str, str], None] | None = None,
     ) -> None:
         self._api = api
+        self._guard = guard
+        """Asked ``(method, path)`` before every write; raises to refuse it unsent."""
         self._node = node
         self._metrics = metrics
         self._limiter: anyio.CapacityLimiter | None = anyio.CapacityLimiter(concurrency)
@@ -111,6 +114,8 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = None,
     ) -> JSON:
+        if self._guard is not None and method != "GET":
+            self._guard(method, path)
         # Heartbeats pass no limiter: pod work can never queue them.
         limit = self._limiter if self._limiter is not None else contextlib.nullcontext()
         async with limit:

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -38,7 +38,7 @@ from .errors import (
     SaladRateLimited,
     SaladUnavailable,
 )
-from .ratelimit import NodeLimiter, Priority
+from .ratelimit import LimiterClosed, NodeLimiter, Priority
 from .retry import RetryPolicy, parse_retry_after
 
 __all__ = ["RetryPolicy", "SaladClient"]
@@ -110,8 +110,12 @@ class SaladClient:
         metrics: NodeMetrics | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        guard: Callable[[str], None] | None = None,
     ) -> None:
         self._http = http
+        self._guard = guard
+        """Asked with the operation before each attempt of a mutation; raises to refuse it
+        unsent (the node's ownership gate, ``nodes/tenure.py``)."""
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._organization = organization
@@ -236,7 +240,18 @@ class SaladClient:
         attempt = 0
         while True:
             attempt += 1
-            waited = await self._limiter.acquire(call.priority)
+            try:
+                waited = await self._limiter.acquire(call.priority)
+            except LimiterClosed:
+                # The node stopped being ours (its share closes then), or is stopping:
+                # nothing will be granted, read or write.
+                if self._guard is not None:
+                    self._guard(call.operation)
+                raise SaladUnavailable(call.operation, detail="the node is stopping") from None
+            # Every call the limiter ranks as a mutation changes the project: asked after
+            # the wait for a token and before each retry, as close to sending as it gets.
+            if self._guard is not None and call.priority is Priority.MUTATION:
+                self._guard(call.operation)
             if self._metrics is not None:
                 self._metrics.ratelimiter_wait.labels(
                     node=self._node, priority=call.priority.label

@@ -26,6 +26,15 @@ Waiting is an ordinary ``await``: cancelling it (an anyio cancel scope) removes 
 waiter and hands the turn on. A token is taken only in the same synchronous step
 that returns from ``acquire``, so cancellation can never lose one.
 
+Several replicas of the process share the nodes of one key (``supervisor/``), and each
+keeps its own bucket; SaladCloud counts them together. So a replica's bucket is sized
+for its part of the key only: the limit times the weight of the key's nodes *it*
+serves, over the weight of all the key's nodes in the projects file
+(``set_total_weight``), recomputed whenever one of its nodes starts or stops. Every
+replica reads the same file, so the parts add up to at most the whole. A node moves
+by stopping first (its share leaves one bucket) and starting elsewhere after (it joins
+another), so the sum never overshoots during a handoff either.
+
 Time comes from an injected ``Clock`` so tests can run minutes of budget in seconds.
 """
 
@@ -37,6 +46,7 @@ import heapq
 import itertools
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -123,17 +133,23 @@ class _Bucket:
         return max(0.0, self.updated - now) + missing / self.rate
 
 
-def _size(requests_per_minute: int, headroom: float) -> tuple[float, float]:
-    """(rate per second, burst) with burst + 60 * rate equal to the target per window."""
+def _size(requests_per_minute: int, headroom: float, part: float = 1.0) -> tuple[float, float]:
+    """(rate per second, burst) with burst + 60 * rate equal to ``part`` of the target
+    per window (``part`` of the key this process serves)."""
     if requests_per_minute < 2:
         raise ValueError(f"requests_per_minute must be at least 2, got {requests_per_minute}")
     if not 0.0 <= headroom < 1.0:
         raise ValueError(f"headroom must be in [0, 1), got {headroom}")
-    target = max(2.0, math.floor(requests_per_minute * (1.0 - headroom)))
+    target = max(2.0, math.floor(requests_per_minute * (1.0 - headroom))) * part
     # A burst of a twentieth of the window (at most 10) lets a node create or delete a
     # few groups at once without waiting, while nearly all of the budget stays a
     # steady rate, so polls are spread out instead of bunching after a quiet spell.
     burst = max(1.0, min(10.0, math.floor(target / 20)))
+    if target < 2.0:
+        # A part this small cannot keep a whole token and a refill both: keep the one
+        # token and the refill, at most one request a minute over the part (the
+        # headroom takes it).
+        return target / 60.0, 1.0
     return (target - burst) / 60.0, burst
 
 
@@ -150,6 +166,7 @@ class KeyBudget:
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._headroom = headroom
         self._requests_per_minute = requests_per_minute
+        self._total_weight: float | None = None
         rate, burst = _size(requests_per_minute, headroom)
         self._bucket = _Bucket(rate=rate, burst=burst, tokens=burst, updated=self._clock.now())
         self._holders: dict[str, NodeLimiter] = {}
@@ -171,8 +188,17 @@ class KeyBudget:
 
     @property
     def requests_per_second(self) -> float:
-        """Sustained grant rate of the whole key (all nodes together)."""
+        """Sustained grant rate of this process's part of the key (its nodes together)."""
         return self._bucket.rate
+
+    @property
+    def part(self) -> float:
+        """The part of the key's limit this process may use: the weight of the nodes it
+        serves over the weight of all the key's nodes (1 when no total is set)."""
+        if not self._total_weight:
+            return 1.0
+        served = sum(h.weight for h in self._holders.values())
+        return min(1.0, served / self._total_weight)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -208,12 +234,28 @@ class KeyBudget:
             raise ValueError(f"weight must be positive, got {weight}")
         limiter = NodeLimiter(self, node, weight)
         self._holders[node] = limiter
+        self._resize()
         return limiter
 
     def reconfigure(self, requests_per_minute: int) -> None:
         """Apply a new per-key limit (after a config reload) without losing the queue."""
-        rate, burst = _size(requests_per_minute, self._headroom)
+        _size(requests_per_minute, self._headroom)  # refuse a bad limit before changing
         self._requests_per_minute = requests_per_minute
+        self._resize()
+
+    def set_total_weight(self, total: float | None) -> None:
+        """The weight of all the key's nodes, served here or by other replicas; None
+        when this process serves the whole key whatever it runs."""
+        if total is not None and not total > 0.0:
+            raise ValueError(f"total weight must be positive, got {total}")
+        self._total_weight = total
+        self._resize()
+
+    def _resize(self) -> None:
+        """Size the bucket for the current limit and part, keeping its queue; tokens are
+        never added, so a part that grows only refills faster from here on."""
+        part = self.part
+        rate, burst = _size(self._requests_per_minute, self._headroom, part if part else 1.0)
         self._bucket.refill(self._clock.now())
         self._bucket.rate = rate
         self._bucket.burst = burst
@@ -237,6 +279,7 @@ class KeyBudget:
     def _unregister(self, limiter: NodeLimiter) -> None:
         if self._holders.get(limiter.node) is limiter:
             del self._holders[limiter.node]
+            self._resize()
 
     def _notify(self) -> None:
         if self._changed is not None:
@@ -284,6 +327,8 @@ class KeyBudget:
         waiter = self._enqueue(limiter, priority)
         try:
             while True:
+                if limiter.closed:
+                    raise LimiterClosed(f"the rate limiter share of node {limiter.node!r} closed")
                 if self._queue[0] is waiter:
                     now = self._clock.now()
                     need = self._need(priority)
@@ -301,6 +346,10 @@ class KeyBudget:
             if waiter.queued:
                 self._dequeue(waiter)
                 self._notify()
+
+
+class LimiterClosed(RuntimeError):
+    """The node's share of the budget was closed: no grant will come."""
 
 
 class NodeLimiter:
@@ -328,16 +377,23 @@ class NodeLimiter:
     def weight(self) -> float:
         return self._weight
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def acquire(self, priority: Priority) -> float:
-        """Wait for a grant; returns the seconds waited."""
+        """Wait for a grant; returns the seconds waited. Raises ``LimiterClosed`` if
+        the share is (or gets, while waiting) closed."""
         if self._closed:
-            raise RuntimeError(f"the rate limiter share of node {self._node!r} is closed")
+            raise LimiterClosed(f"the rate limiter share of node {self._node!r} is closed")
         return await self._budget._acquire(self, priority)
 
     def close(self) -> None:
-        """Give the node's share back to the other nodes of the key."""
+        """Give the node's share back to the other nodes of the key; its waiters stop
+        waiting (a node that lost its Lease must not keep requests queued)."""
         self._closed = True
         self._budget._unregister(self)
+        self._budget._notify()
 
 
 @dataclass
@@ -348,6 +404,7 @@ class KeyBudgets:
     """
 
     _budgets: dict[str, KeyBudget] = field(default_factory=dict, repr=False)
+    _totals: dict[str, float] | None = field(default=None, repr=False)
 
     @staticmethod
     def _digest(api_key: SecretStr | str, base_url: str) -> str:
@@ -364,9 +421,23 @@ class KeyBudgets:
         if budget is None:
             budget = KeyBudget(requests_per_minute)
             self._budgets[digest] = budget
+            if self._totals is not None:
+                budget.set_total_weight(self._totals.get(digest))
         elif budget.requests_per_minute != requests_per_minute:
             budget.reconfigure(requests_per_minute)
         return budget
+
+    def set_total_weights(self, nodes: Iterable[tuple[SecretStr | str, str, float]]) -> None:
+        """Every node of the projects file as ``(api key, base URL, rate-limit share)``,
+        wherever it runs: each key's budget is then sized for the part of the key the
+        nodes *this* process serves make up (``KeyBudget.set_total_weight``)."""
+        totals: dict[str, float] = {}
+        for api_key, base_url, weight in nodes:
+            digest = self._digest(api_key, base_url)
+            totals[digest] = totals.get(digest, 0.0) + weight
+        self._totals = totals
+        for digest, budget in self._budgets.items():
+            budget.set_total_weight(totals.get(digest))
 
     def discard_unused(self) -> int:
         """Forget budgets no node holds a share of (after nodes were removed)."""

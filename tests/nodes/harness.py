@@ -24,6 +24,7 @@ from nodes.saladcloud.ratelimit import KeyBudget
 from nodes.saladcloud.retry import RetryPolicy
 from nodes.saladcloud.simulator import Simulator, SimulatorOptions, running_simulator
 from nodes.settings import NodeSettings
+from nodes.tenure import Tenure
 from tests.manifests import workload
 
 ORG = "acme"
@@ -96,6 +97,8 @@ async def running_node(
     budget = KeyBudget(requests_per_minute)
     kube = KubeClient(kube_api, node="test")
     settings = replace(settings, cluster=await read_cluster_facts(kube))
+    # The node's gate guards its SaladCloud mutations too, as in the supervisor.
+    tenure = Tenure(settings.name, node_deadline=settings.node_deadline)
     async with httpx.AsyncClient() as http:
         salad = SaladClient(
             http,
@@ -107,8 +110,9 @@ async def running_node(
             node=settings.name,
             metrics=metrics,
             retry=RetryPolicy(base_delay=0.05, max_delay=0.5),
+            guard=tenure.guard_salad,
         )
-        node = VirtualNode(settings, kube_api=kube_api, salad=salad, metrics=metrics)
+        node = VirtualNode(settings, kube_api=kube_api, salad=salad, metrics=metrics, tenure=tenure)
         async with anyio.create_task_group() as group:
             await group.start(node.run)
             try:

@@ -282,3 +282,82 @@ def test_nonsense_limits_are_refused() -> None:
         KeyBudget(240, headroom=1.0)
     with pytest.raises(ValueError, match="positive"):
         KeyBudget(240).share("node-a", weight=0)
+
+
+# --- several replicas on one key --------------------------------------------------------
+
+
+async def test_replicas_sharing_a_key_stay_under_its_limit_together() -> None:
+    """Six nodes on one key, two per replica, every node polling flat out."""
+    clock = ManualClock()
+    replicas = [KeyBudget(240, clock=clock) for _ in range(3)]
+    grants: list[float] = []
+
+    async def poll_forever(limiter: NodeLimiter) -> None:
+        while True:
+            await limiter.acquire(Priority.POLL)
+            grants.append(clock.now())
+
+    async with anyio.create_task_group() as tasks:
+        for index, budget in enumerate(replicas):
+            budget.set_total_weight(6.0)
+            for node in range(2):
+                tasks.start_soon(poll_forever, budget.share(f"node-{index}-{node}"))
+        await settle()
+        while clock.now() < 300.0:
+            await clock.advance(0.25)
+        tasks.cancel_scope.cancel()
+
+    grants.sort()
+    busiest = most_in_any_window(grants)
+    assert busiest <= 216, busiest
+    assert busiest >= 200, "each replica uses its part, not less"
+
+
+def test_a_replicas_part_is_the_weight_it_serves_over_the_keys_total() -> None:
+    budget = KeyBudget(240)
+    budget.set_total_weight(6.0)
+    first = budget.share("node-a")
+    budget.share("node-b", weight=2.0)
+    assert budget.part == pytest.approx(0.5)
+    target = 216 * 0.5
+    burst = 5.0
+    assert budget.requests_per_second == pytest.approx((target - burst) / 60)
+
+    first.close()  # handed off: its part leaves with it, at once
+    assert budget.part == pytest.approx(1 / 3)
+    assert budget.requests_per_second == pytest.approx((72 - 3) / 60)
+
+    budget.set_total_weight(None)  # a lone process serves the whole key
+    assert budget.part == 1.0
+
+
+def test_a_part_that_grows_refills_faster_but_gets_no_tokens() -> None:
+    clock = ManualClock()
+    budget = KeyBudget(240, clock=clock)
+    budget.set_total_weight(10.0)
+    budget.share("node-a")
+    assert budget._bucket.tokens == pytest.approx(1.0)
+    budget.share("node-b")
+    budget.share("node-c")
+    assert budget._bucket.tokens == pytest.approx(1.0)
+    assert budget.part == pytest.approx(0.3)
+
+
+def test_a_part_too_small_for_a_burst_keeps_one_token_and_a_refill() -> None:
+    budget = KeyBudget(240)
+    budget.set_total_weight(500.0)
+    budget.share("node-a")
+    assert budget._bucket.burst == 1.0
+    assert budget.requests_per_second == pytest.approx(216 / 500 / 60)
+
+
+def test_budgets_learn_the_keys_totals_from_the_whole_file() -> None:
+    budgets = KeyBudgets()
+    early = budgets.budget_for("k1", "u", 240)
+    budgets.set_total_weights([("k1", "u", 1.0), ("k1", "u/", 2.0), ("k2", "u", 1.0)])
+    late = budgets.budget_for("k2", "u", 240)
+    early.share("node-a")
+    late.share("node-b")
+    assert early.part == pytest.approx(1 / 3)
+    assert late.part == 1.0

@@ -266,8 +266,9 @@ async def running_release(
             keys_root = work / "keys"
             lay_out_keys(values, keys_root, missing_keys)
             config.write(mounted_projects_file(objects, keys_root))
+            # As in the pod: the membership Leases live in the release namespace.
             async with running_supervisor(
-                as_sa_api, config.path, managed_by=managed_by(objects)
+                as_sa_api, config.path, managed_by=managed_by(objects), lease_namespace=namespace
             ) as supervisor:
                 release = Release(
                     name=name,

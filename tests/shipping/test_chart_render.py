@@ -236,8 +236,11 @@ def test_the_pod_runs_salad_vk_run_with_flags_the_process_accepts() -> None:
     values = VALUE_SETS["five nodes"]
     objects = render(values)
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     main = container(objects)
     args = build_parser().parse_args(main["args"])
     assert args.command == "run"
@@ -248,10 +251,13 @@ def test_the_pod_runs_salad_vk_run_with_flags_the_process_accepts() -> None:
     assert settings.decommission_policy == "orphan"
     assert settings.drain_timeout_seconds == 90
     assert settings.http_max_connections == 200
+    assert settings.ownership_timeout_seconds == 15
     assert pod_spec(objects)["terminationGracePeriodSeconds"] > settings.shutdown_grace_seconds
     env = {e["name"]: e for e in main["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    # The defaults of --identity and --lease-namespace.
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["PYTHONDONTWRITEBYTECODE"]["value"] == "1"
     assert main["ports"] == [
         {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
@@ -351,12 +357,19 @@ def test_rbac_grants_exactly_the_calls_the_process_makes() -> None:
             "verbs": ["get"],
         }
     ]
+    # The replicas' membership Leases: in the release namespace, and only there.
+    members = next(r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == "ops")
+    assert grants(members["rules"]) == {
+        ("coordination.k8s.io", "leases", verb)
+        for verb in ("get", "list", "watch", "create", "update", "delete")
+    }
     subject = {"kind": "ServiceAccount", "name": "rel-salad-vk", "namespace": "ops"}
     for binding, granted in (
         ("ClusterRoleBinding", cluster_role),
         ("RoleBinding", role),
         ("RoleBinding", references),
         ("RoleBinding", client_ca),
+        ("RoleBinding", members),
     ):
         found = one(objects, binding, granted["metadata"]["name"])
         assert found["subjects"] == [subject]
@@ -377,13 +390,41 @@ def test_lease_updates_go_to_the_node_high_priority_level_unless_disabled() -> N
     ]
     (resources,) = rule["resourceRules"]
     assert resources["resources"] == ["leases"]
-    assert resources["namespaces"] == ["kube-node-lease"]
+    assert resources["namespaces"] == ["kube-node-lease", "ops"]
     assert "update" in resources["verbs"]
 
     bare = render(VALUE_SETS["existing ServiceAccount, no RBAC, no FlowSchema"])
     kinds = {o["kind"] for o in bare}
     assert kinds.isdisjoint({"FlowSchema", "ServiceAccount", "ClusterRole", "Role"})
     assert pod_spec(bare)["serviceAccountName"] == "salad-vk-runner"
+
+
+def test_replicas_roll_one_at_a_time_spread_over_hosts_and_drain_one_at_a_time() -> None:
+    objects = render(VALUE_SETS["one node"], release="rel", namespace="ops")
+    selector = one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    budget = one(objects, "PodDisruptionBudget")
+    assert budget["metadata"]["namespace"] == "ops"
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    (preferred,) = pod_spec(objects)["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+
+    own: dict[str, Any] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    single = render(
+        {
+            **VALUE_SETS["one node"],
+            "replicas": 1,
+            "affinity": own,
+            "podDisruptionBudget": {"enabled": False},
+        }
+    )
+    assert one(single, "Deployment")["spec"]["replicas"] == 1
+    assert pod_spec(single)["affinity"] == own
+    assert not of_kind(single, "PodDisruptionBudget")
 
 
 def test_cluster_scoped_names_carry_the_release_namespace() -> None:

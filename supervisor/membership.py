@@ -1,0 +1,604 @@
+"""Replicas announce themselves with Leases of their own, and watch each other's.
+
+Each replica keeps one membership Lease in the release's namespace, named after its
+identity, renewed every ``ownership_timeout / 7.5`` seconds (2 s by default) by
+compare-and-swap, and annotated with the nodes its projects file lists and their
+weights. Every replica lists and watches all of them (one label-selected watch, only
+our own objects: no kubelet's heartbeat ever reaches it).
+
+**Why liveness rides on these and not on the nodes' Leases.** The node Leases stay the
+record of who owns each node and the compare-and-swap that fences a lost race; they
+are renewed at the kubelet's 10 s, as before. Detecting a dead replica needs
+something renewed well inside the 15 s takeover threshold: renewing 1,000 node Leases
+every 2-5 s would cost 200-500 writes a second (each about 1 ms of this process's CPU,
+``tests/benchmarks/lease_cost.py``), and a standby would have to watch every node's Lease in
+``kube-node-lease`` (every kubelet's too). One membership Lease per replica costs 0.5
+writes a second per replica, and standbys watch a handful of objects.
+
+**Standing** (``MemberKeeper``) is this replica's own view of its membership: valid
+until two thirds of ``ownership_timeout`` after the last successful renewal was
+*sent*, and then never again in the same *epoch*: a renewal answered after that
+deadline starts a new epoch, and node tenures begun in the old one stay refused
+(``nodes/tenure.py``) until their own Lease is written again. A standby takes over
+only after it has seen the Lease stand still for the whole ``ownership_timeout``, so
+the holder has stopped acting a third of the timeout before anyone may start.
+
+**The view** (``MemberView``) keeps, for every member, its Lease as last seen and when
+this replica first saw that version, on its own monotonic clock. A member whose
+version has not changed for ``ownership_timeout`` is *silent*; before its nodes are
+taken, a fresh read confirms it (``MemberView.confirms``).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nodes.kube import KubeClient, KubeConflict, KubeError, KubeGone, KubeNotFound
+from nodes.lease import identity_of
+from nodes.node_object import micro_timestamp
+from nodes.tenure import renew_deadline
+
+from .takeover import Liveness
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+MEMBER_LABEL = "salad.com/salad-vk-member"
+NODES_ANNOTATION = "salad.com/nodes"
+"""JSON ``{node: weight}``: the nodes this replica's projects file lists."""
+LEAVING_ANNOTATION = "salad.com/leaving"
+_PREFIX = "salad-vk-member-"
+_MAX_IDENTITY = 200
+_RESYNC = 300.0
+_WATCH_TIMEOUT = 290
+
+
+def retry_period(ownership_timeout: float) -> float:
+    """How often a replica renews its membership: 2 s for the default 15 s (client-go's
+    retryPeriod for its 15 s leaseDuration), so that five attempts fit in the
+    renew deadline."""
+    return ownership_timeout / 7.5
+
+
+def resolve_identity(configured: str | None, environ: Mapping[str, str], hostname: str) -> str:
+    """``--identity``, else ``$POD_NAME``, else the host name, made a DNS-1123
+    subdomain (a host name may be upper case or too long) so that it can name a Lease."""
+    raw = configured or environ.get("POD_NAME") or hostname
+    name = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.") or "salad-vk"
+    name = re.sub(r"\.{2,}", ".", name)
+    if len(name) > _MAX_IDENTITY:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
+        name = f"{name[: _MAX_IDENTITY - 11].rstrip('-.')}-{digest}"
+    return name
+
+
+def member_lease_name(identity: str) -> str:
+    return _PREFIX + identity
+
+
+def _collection(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+# --- what a membership Lease says ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    identity: str
+    holder: str
+    version: str
+    leaving: bool
+    nodes: Mapping[str, int]
+
+
+def parse_member(lease: JSON) -> MemberRecord | None:
+    """A membership Lease as a record; None if it is not one (or is unreadable)."""
+    meta = lease.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    if not name.startswith(_PREFIX):
+        return None
+    annotations = meta.get("annotations") or {}
+    try:
+        announced = json.loads(annotations.get(NODES_ANNOTATION) or "{}")
+    except ValueError:
+        announced = None
+    if not isinstance(announced, dict):
+        log.warning("membership Lease %s announces no readable node list", name)
+        announced = {}
+    nodes = {
+        str(node): int(weight)
+        for node, weight in announced.items()
+        if isinstance(weight, int) and not isinstance(weight, bool) and weight > 0
+    }
+    return MemberRecord(
+        identity=name[len(_PREFIX) :],
+        holder=str((lease.get("spec") or {}).get("holderIdentity") or ""),
+        version=str(meta.get("resourceVersion") or ""),
+        leaving=annotations.get(LEAVING_ANNOTATION) == "true",
+        nodes=nodes,
+    )
+
+
+# --- everyone, as this replica sees them ----------------------------------------------
+
+
+@dataclass
+class _Seen:
+    record: MemberRecord
+    since: float
+    """Monotonic time this replica first saw ``record.version``."""
+
+
+class MemberView:
+    """Every membership Lease as last seen, and since when; pure bookkeeping."""
+
+    def __init__(self, ownership_timeout: float) -> None:
+        self._timeout = ownership_timeout
+        self._seen: dict[str, _Seen] = {}
+        self.synced = False
+        """True once a complete list has been seen."""
+
+    def replace(self, records: list[MemberRecord], now: float) -> None:
+        """A complete list: members not in it are gone; unchanged ones keep their age."""
+        fresh = {}
+        for record in records:
+            old = self._seen.get(record.identity)
+            since = old.since if old is not None and old.record.version == record.version else now
+            fresh[record.identity] = _Seen(record, since)
+        self._seen = fresh
+        self.synced = True
+
+    def observe(self, record: MemberRecord, now: float) -> bool:
+        """A member's Lease as just seen; True if what it says changed (a new member,
+        another holder, leaving, other nodes), False for a renewal alone, which only
+        restarts its clock: placement need not run for every renewal."""
+        old = self._seen.get(record.identity)
+        if old is not None and old.record.version == record.version:
+            return False
+        self._seen[record.identity] = _Seen(record, now)
+        if old is None or self._silent(old, now):
+            return True  # a new member, or one heard from again
+        return (old.record.holder, old.record.leaving, old.record.nodes) != (
+            record.holder,
+            record.leaving,
+            record.nodes,
+        )
+
+    def forget(self, identity: str) -> bool:
+        return self._seen.pop(identity, None) is not None
+
+    def _silent(self, seen: _Seen, now: float) -> bool:
+        return now - seen.since >= self._timeout
+
+    def liveness(self, holder: str, now: float) -> Liveness:
+        seen = self._seen.get(identity_of(holder))
+        if seen is None:
+            return Liveness.UNKNOWN
+        if seen.record.holder != holder:
+            return Liveness.REPLACED
+        if self._silent(seen, now):
+            return Liveness.SILENT
+        return Liveness.LEAVING if seen.record.leaving else Liveness.LIVE
+
+    def live(self, now: float) -> dict[str, MemberRecord]:
+        """Members that are neither silent nor leaving, by identity."""
+        return {
+            identity: seen.record
+            for identity, seen in self._seen.items()
+            if seen.record.holder and not seen.record.leaving and not self._silent(seen, now)
+        }
+
+    def members(self) -> dict[str, MemberRecord]:
+        return {identity: seen.record for identity, seen in self._seen.items()}
+
+    def next_silence(self, now: float) -> float | None:
+        """When the next member still heard from would turn silent, if none speaks."""
+        times = [
+            seen.since + self._timeout
+            for seen in self._seen.values()
+            if not self._silent(seen, now)
+        ]
+        return min(times) if times else None
+
+    def confirms_silence(self, identity: str, fresh: MemberRecord | None, now: float) -> bool:
+        """Whether a fresh read of ``identity``'s Lease proves it silent: unchanged since
+        this replica first saw that version, ``ownership_timeout`` ago or more. A changed
+        Lease is recorded, so the member is live again in this view."""
+        seen = self._seen.get(identity)
+        if fresh is None:
+            self.forget(identity)
+            return False
+        if seen is None or seen.record.version != fresh.version:
+            self.observe(fresh, now)
+            return False
+        return self._silent(seen, now)
+
+
+# --- this replica's own membership -----------------------------------------------------
+
+
+class Phase(enum.Enum):
+    JOINING = "joining"
+    MEMBER = "member"
+    LEAVING = "leaving"
+
+
+@dataclass
+class _Observed:
+    version: str
+    since: float
+
+
+class MemberKeeper:
+    """This replica's membership Lease: joined, renewed, announced, left.
+
+    Implements ``nodes.tenure.Standing``.
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        identity: str,
+        holder: str,
+        *,
+        ownership_timeout: float,
+        on_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kube = kube.unlimited()
+        self._clock = clock
+        self._collection = _collection(namespace)
+        self.name = member_lease_name(identity)
+        self._path = f"{self._collection}/{self.name}"
+        self.identity = identity
+        self.holder = holder
+        self._timeout = ownership_timeout
+        self._deadline = renew_deadline(ownership_timeout)
+        self._period = retry_period(ownership_timeout)
+        self._on_change = on_change
+        self._lease: JSON | None = None
+        self._nodes: dict[str, int] = {}
+        self._announced: str | None = None
+        self._epoch = 0
+        self._epoch_began = -math.inf
+        self._valid_until = -math.inf
+        self.phase = Phase.JOINING
+        self._wake = anyio.Event()
+        self._lock = anyio.Lock()
+        self._foreign: _Observed | None = None
+        """Another process holding our Lease (same identity!), as first seen."""
+        self._extra = {"member": identity}
+
+    # --- Standing --------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def epoch_began(self) -> float:
+        return self._epoch_began
+
+    def valid(self, now: float) -> bool:
+        return self.phase is Phase.MEMBER and now < self._valid_until
+
+    @property
+    def valid_until(self) -> float:
+        return self._valid_until
+
+    @property
+    def leaving(self) -> bool:
+        # A property, not a comparison in place: ``leave`` changes the phase while
+        # ``run`` awaits, which a type checker cannot see.
+        return self.phase is Phase.LEAVING
+
+    # --- what the supervisor tells it --------------------------------------------------
+
+    def announce(self, nodes: Mapping[str, int]) -> None:
+        """The nodes this replica's projects file lists, with their weights; written at
+        once (well, at the next renewal, which this brings forward)."""
+        self._nodes = dict(nodes)
+        self._wake.set()
+
+    @property
+    def nodes(self) -> Mapping[str, int]:
+        return self._nodes
+
+    async def leave(self, within: float = 3.0) -> None:
+        """Stop being a member now (standing ends at once), and say so in the Lease so
+        the others stop giving this replica nodes and start taking its own."""
+        self.phase = Phase.LEAVING
+        self._on_change()
+        with anyio.move_on_after(within):
+            async with self._lock:
+                if self._lease is None:
+                    return
+                body = copy.deepcopy(self._lease)
+                body["metadata"].setdefault("annotations", {})[LEAVING_ANNOTATION] = "true"
+                try:
+                    self._lease = await self._kube.put(self._path, body, request_timeout=within)
+                except KubeError as error:
+                    log.warning(
+                        "could not mark membership as leaving: %s", error, extra=self._extra
+                    )
+
+    async def remove(self, within: float = 3.0) -> None:
+        """Delete the membership Lease (last step of a clean shutdown)."""
+        with anyio.move_on_after(within):
+            async with self._lock:
+                if self._lease is None:
+                    return
+                version = self._lease["metadata"].get("resourceVersion")
+                try:
+                    await self._kube.delete(
+                        self._path, {"preconditions": {"resourceVersion": version}}
+                    )
+                except KubeError as error:
+                    log.warning(
+                        "could not delete the membership Lease: %s", error, extra=self._extra
+                    )
+                self._lease = None
+
+    # --- running ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Join (retrying until it works), signal, then renew until cancelled."""
+        backoff = 0.5
+        while True:
+            try:
+                async with self._lock:
+                    await self._renew()
+                break
+            except KubeError as error:
+                log.error(
+                    "cannot write this replica's membership Lease %s: %s; retrying",
+                    self._path,
+                    error,
+                    extra=self._extra,
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        task_status.started()
+        pause = self._period
+        while self.phase is not Phase.LEAVING:
+            with anyio.move_on_after(pause * random.uniform(0.9, 1.0)):  # noqa: S311
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            if self.leaving:
+                break
+            try:
+                async with self._lock:
+                    await self._renew()
+                pause = self._period
+            except Exception as error:  # membership never dies of what it did not foresee
+                # Again soon, not a period later: the deadline allows few attempts.
+                if isinstance(error, KubeError):
+                    log.warning("membership renewal failed: %s", error, extra=self._extra)
+                else:
+                    log.exception("membership renewal failed unexpectedly", extra=self._extra)
+                pause = min(self._period, 0.25)
+            if self.phase is Phase.MEMBER and self._clock() >= self._valid_until:
+                self._on_change()  # lapsed: the supervisor stops this replica's nodes
+        await anyio.sleep_forever()
+
+    def _body(self, current: JSON | None) -> JSON:
+        now = micro_timestamp(datetime.now(UTC))
+        body: JSON = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name},
+            "spec": {"leaseTransitions": 0},
+        }
+        if current is not None:
+            body = copy.deepcopy(current)
+        meta = body["metadata"]
+        meta.setdefault("labels", {})[MEMBER_LABEL] = "true"
+        annotations = meta.setdefault("annotations", {})
+        annotations[NODES_ANNOTATION] = json.dumps(
+            self._nodes, sort_keys=True, separators=(",", ":")
+        )
+        annotations.pop(LEAVING_ANNOTATION, None)
+        spec = body.setdefault("spec", {})
+        if spec.get("holderIdentity") != self.holder:
+            if current is not None:
+                spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+            spec["acquireTime"] = now
+        spec["holderIdentity"] = self.holder
+        spec["leaseDurationSeconds"] = max(1, math.ceil(self._timeout))
+        spec["renewTime"] = now
+        return body
+
+    def _timeout_for_attempt(self) -> float:
+        left = self._valid_until - self._clock()
+        return max(0.5, min(2 * self._period, left)) if left > 0 else 2 * self._period
+
+    async def _renew(self) -> None:
+        limit = self._timeout_for_attempt()
+        if self._lease is None:
+            await self._join(limit)
+            return
+        sent = self._clock()
+        try:
+            written = await self._kube.put(
+                self._path, self._body(self._lease), request_timeout=limit
+            )
+        except (KubeConflict, KubeNotFound):
+            # Changed or deleted by someone else: read it again, then go on if it is
+            # still (or again) ours, and step back if another process holds it.
+            self._lease = None
+            await self._join(limit)
+            return
+        self._succeeded(written, sent)
+
+    async def _join(self, limit: float) -> None:
+        try:
+            current: JSON | None = await self._kube.get(self._path, request_timeout=limit)
+        except KubeNotFound:
+            current = None
+        if current is not None and not self._may_take(current):
+            return
+        sent = self._clock()
+        if current is None:
+            written = await self._kube.post(
+                self._collection, self._body(None), request_timeout=limit
+            )
+        else:
+            written = await self._kube.put(self._path, self._body(current), request_timeout=limit)
+        self._succeeded(written, sent)
+
+    def _may_take(self, current: JSON) -> bool:
+        """Our identity's Lease: free, ours, or an earlier run's (the pod restarted) may
+        be taken at once. Another live process with *our* identity must not be fought:
+        we wait until it has stood still for the ownership timeout."""
+        holder = str((current.get("spec") or {}).get("holderIdentity") or "")
+        if not holder or holder == self.holder:
+            return True
+        version = str(current["metadata"].get("resourceVersion"))
+        now = self._clock()
+        if (
+            identity_of(holder) == self.identity
+            and self.phase is Phase.JOINING
+            and self._foreign is None
+        ):
+            return True
+        if self._foreign is None or self._foreign.version != version:
+            if self._foreign is None:
+                log.error(
+                    "membership Lease %s is held by %s: another process uses the identity %s;"
+                    " this one serves nothing until that one stops",
+                    self.name,
+                    holder,
+                    self.identity,
+                    extra=self._extra,
+                )
+            self._foreign = _Observed(version, now)
+            if self.phase is Phase.MEMBER:
+                self._valid_until = -math.inf
+                self._on_change()
+            return False
+        return now - self._foreign.since >= self._timeout
+
+    def _succeeded(self, written: JSON, sent: float) -> None:
+        self._lease = written
+        self._foreign = None
+        answered = self._clock()
+        joined = self.phase is Phase.JOINING
+        until = sent + self._deadline
+        # Back in good standing after a lapse (or for the first time): a new epoch. A
+        # success that does not make us valid (sent too long ago) changes nothing.
+        lapsed = answered >= self._valid_until and until > answered
+        if lapsed:
+            self._epoch += 1
+            self._epoch_began = answered
+        self._valid_until = max(self._valid_until, until)
+        if self.phase is not Phase.LEAVING:
+            self.phase = Phase.MEMBER
+        if joined or lapsed:
+            log.info(
+                "member of the replica set (epoch %d)%s",
+                self._epoch,
+                "" if joined else " again after a lapse",
+                extra=self._extra,
+            )
+            self._on_change()
+
+
+# --- everyone's Leases, watched -------------------------------------------------------
+
+
+@dataclass
+class MemberWatch:
+    """Keeps a ``MemberView`` in step with the membership Leases of the namespace."""
+
+    kube: KubeClient
+    namespace: str
+    view: MemberView
+    on_change: Callable[[], None]
+    _extra: dict[str, str] = field(default_factory=dict)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        backoff = 0.5
+        while True:
+            try:
+                version = await self._list()
+            except KubeError as error:
+                log.warning("listing membership Leases failed: %s", error)
+                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+                backoff = min(backoff * 2, 10.0)
+                continue
+            except Exception:
+                log.exception("listing membership Leases failed unexpectedly")
+                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            if not started:
+                task_status.started()
+                started = True
+            await self._watch(version)
+
+    async def _list(self) -> str:
+        page = await self.kube.get(_collection(self.namespace), {"labelSelector": MEMBER_LABEL})
+        records = [r for r in (parse_member(item) for item in page.get("items") or []) if r]
+        self.view.replace(records, time.monotonic())
+        self.on_change()
+        return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def _watch(self, version: str) -> None:
+        deadline = time.monotonic() + _RESYNC
+        while time.monotonic() < deadline:
+            params = {
+                "labelSelector": MEMBER_LABEL,
+                "resourceVersion": version,
+                "allowWatchBookmarks": "true",
+            }
+            try:
+                async with aclosing(
+                    self.kube.watch(_collection(self.namespace), params, _WATCH_TIMEOUT)
+                ) as events:
+                    async for kind, obj in events:
+                        version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                        self._apply(kind, obj)
+            except KubeGone:
+                return
+            except Exception as error:  # any surprise: list again, from scratch
+                if isinstance(error, KubeError):
+                    log.warning("membership watch dropped: %s; listing again", error)
+                else:
+                    log.exception("membership watch failed unexpectedly; listing again")
+                await anyio.sleep(0.5 + random.random())  # noqa: S311
+                return
+
+    def _apply(self, kind: str, obj: JSON) -> None:
+        if kind == "BOOKMARK":
+            return
+        record = parse_member(obj)
+        if record is None:
+            return
+        changed = (
+            self.view.forget(record.identity)
+            if kind == "DELETED"
+            else self.view.observe(record, time.monotonic())
+        )
+        if changed:
+            self.on_change()
