@@ -175,7 +175,10 @@ class Claimer:
         waited = time.monotonic() - waiting_on[1]
         if self.view.liveness(holder, time.monotonic()) is Liveness.LEAVING or waited < 5.0:
             return self.timing.poll
-        backoff: float = self.timing.poll * 1.5 ** ((waited - 5.0) / self.timing.poll)
+        # The exponent is capped: after a quarter of an hour of waiting, 1.5 ** it would
+        # overflow a float (and the claim would die of it).
+        steps = min(64.0, (waited - 5.0) / self.timing.poll)
+        backoff: float = self.timing.poll * 1.5**steps
         return min(_MAX_POLL, backoff)
 
     async def _confirm(

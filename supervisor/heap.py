@@ -43,3 +43,12 @@ async def freeze_when_settled(
     gc.collect()
     gc.freeze()
     log.info("heap settled: %d objects frozen out of the collector's walks", gc.get_freeze_count())
+
+
+def release_frozen() -> None:
+    """A node this process served has stopped (a handoff, a removal): its objects,
+    frozen with everything else, hold reference cycles only the collector can free.
+    Unfreezing hands every frozen object back to the oldest generation; the next full
+    collection frees what is garbage and walks the rest again, as before the freeze."""
+    if gc.get_freeze_count():
+        gc.unfreeze()

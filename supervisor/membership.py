@@ -68,6 +68,10 @@ _PREFIX = "salad-vk-member-"
 _MAX_IDENTITY = 200
 _RESYNC = 300.0
 _WATCH_TIMEOUT = 290
+_WATCH_SILENCE = 30.0
+"""This replica's own membership Lease changes every few seconds, and the watch sees it:
+that long without an event, the connection is dead (half-open), and a stale view would
+make placement and takeovers act on who was alive minutes ago."""
 
 
 def retry_period(ownership_timeout: float) -> float:
@@ -574,7 +578,12 @@ class MemberWatch:
             }
             try:
                 async with aclosing(
-                    self.kube.watch(_collection(self.namespace), params, _WATCH_TIMEOUT)
+                    self.kube.watch(
+                        _collection(self.namespace),
+                        params,
+                        _WATCH_TIMEOUT,
+                        silence_timeout=_WATCH_SILENCE,
+                    )
                 ) as events:
                     async for kind, obj in events:
                         version = str((obj.get("metadata") or {}).get("resourceVersion") or version)

@@ -62,7 +62,7 @@ from nodes.saladcloud.transport import saladcloud_http_client
 from nodes.settings import MANAGED_BY_LABEL, NodeSettings
 from nodes.tenure import Tenure
 
-from . import __version__
+from . import __version__, heap
 from .api_server import wait_for_api_server
 from .assignment import assign, demands
 from .claims import Claimer
@@ -383,6 +383,12 @@ class Supervisor:
         finally:
             if self.slots.get(slot.name) is slot:
                 del self.slots[slot.name]
+                # Served elsewhere now (or nowhere): its series here would only show a
+                # Lease age growing for ever and pods counted twice.
+                self.shared.node_metrics.forget_node(slot.name)
+                # Its objects were frozen with the rest at start-up (heap.freeze): let
+                # the collector have them, or every handoff would leak a node.
+                heap.release_frozen()
             self.shared.budgets.discard_unused()
             if slot.lost is not None:
                 self.metrics.fencing.labels(reason=slot.lost.kind).inc()
@@ -475,8 +481,9 @@ class Supervisor:
         self._busy.add(node.name)
         try:
             current = self.slots.get(node.name)
+            keeper = None
             if current is not None:
-                await self._stop_slot(current)
+                keeper = await self._stop_slot(current)
                 self.shared.budgets.discard_unused()
             # Only if this is still what the file says (compared as the diff compares:
             # moving a key file without changing the key is no change).
@@ -486,6 +493,14 @@ class Supervisor:
             mine = self.plan.get(node.name, self.identity) == self.identity
             if wanted is not None and unchanged and node.name not in self.slots and mine:
                 self._start_slot(wanted, None)
+            elif current is not None and node.name not in self.slots:
+                # Not started again here (the plan moved it meanwhile, or a later edit
+                # will start it): never hold a Lease that nobody serves. Released, it is
+                # claimed by whoever it is assigned to, this replica included.
+                with anyio.CancelScope(shield=True):
+                    await self._release(node.name, keeper)
+                if wanted is not None and not self._stopping and node.name not in self._claiming:
+                    self._claim(wanted)
         finally:
             self._busy.discard(node.name)
             self._replan()
@@ -627,6 +642,13 @@ class Supervisor:
                 self._claim(node)
         if first and not looks:
             self._settled.set()
+        # A node held here that left the file while it was busy (being replaced or
+        # handed off) was skipped then: its removal is acted on now.
+        assert self._group is not None
+        for name in list(self.slots):
+            gone = name not in self.config.nodes_by_name
+            if gone and name not in self._retiring and name not in self._busy:
+                self._group.start_soon(self._guarded, self._retire, name)
 
     def _paused(self) -> None:
         """Membership lapsed: this replica can no longer show it is alive, and a standby
@@ -745,14 +767,18 @@ class Supervisor:
         for scope in self._claiming.values():
             scope.cancel()
         held = list(self.slots.items())
+        # One budget from here: the process is gone within the grace plus a few seconds
+        # (cmd_run's watchdog, grace + 3 s, ends it otherwise), so the steps share it
+        # instead of each taking its own: saying "leaving" 1 s, the nodes' mutations
+        # the grace and their releases 1 s more, the membership Lease's deletion 0.5 s.
         with anyio.CancelScope(shield=True):
-            await self.member.leave()
+            await self.member.leave(within=1.0)
             log.info("leaving the replica set: handing off %d nodes", len(held))
-            with anyio.move_on_after(self.settings.shutdown_grace_seconds + 5.0):
+            with anyio.move_on_after(self.settings.shutdown_grace_seconds + 1.0):
                 async with anyio.create_task_group() as stopping:
                     for name, slot in held:
                         stopping.start_soon(self._stop_and_release, name, slot)
-            await self.member.remove()
+            await self.member.remove(within=0.5)
 
     async def _stop_and_release(self, name: str, slot: NodeSlot) -> None:
         with node_context(name, slot.project):

@@ -114,11 +114,13 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = None,
     ) -> JSON:
-        if self._guard is not None and method != "GET":
-            self._guard(method, path)
         # Heartbeats pass no limiter: pod work can never queue them.
         limit = self._limiter if self._limiter is not None else contextlib.nullcontext()
         async with limit:
+            # Asked once the request's turn has come, not before it waited for one: a
+            # write queued behind hung ones must not go out after the node was lost.
+            if self._guard is not None and method != "GET":
+                self._guard(method, path)
             return await self._send(
                 method,
                 path,

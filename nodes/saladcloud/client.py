@@ -13,6 +13,7 @@ ProblemDetails, an HTML error page, garbage) is reduced to a short, single-line
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .ratelimit import LimiterClosed, NodeLimiter, Priority
 from .retry import RetryPolicy, parse_retry_after
+from .transport import BEFORE_SEND
 
 __all__ = ["RetryPolicy", "SaladClient"]
 
@@ -288,6 +290,11 @@ class SaladClient:
         headers = {"Salad-Api-Key": self._api_key.get_secret_value(), "Accept": _JSON}
         if call.body is not None:
             headers["Content-Type"] = call.content_type
+        extensions = {}
+        guard = self._guard
+        if guard is not None and call.priority is Priority.MUTATION:
+            # Asked again by the in-flight window once the request has its slot.
+            extensions[BEFORE_SEND] = functools.partial(guard, call.operation)
         started = time.perf_counter()
         try:
             response = await self._http.request(
@@ -296,6 +303,7 @@ class SaladClient:
                 headers=headers,
                 content=call.body,
                 timeout=self._timeout,
+                extensions=extensions,
             )
         except httpx.TimeoutException as exc:
             self._count(call, type(exc).__name__, started)

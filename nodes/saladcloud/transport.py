@@ -65,6 +65,11 @@ class _ReleaseOnClose(httpx.AsyncByteStream):
                 release()
 
 
+BEFORE_SEND = "salad_vk.before_send"
+"""Request extension: a callable the window calls once the request has its slot, just
+before it goes to the pool; what it raises, the request raises, unsent."""
+
+
 class InFlightWindow(httpx.AsyncBaseTransport):
     """At most ``size`` requests inside ``inner`` at once; the rest wait in line.
 
@@ -106,6 +111,11 @@ class InFlightWindow(httpx.AsyncBaseTransport):
                     request=request,
                 ) from None
         try:
+            # A request may have a last word once its slot is free (the node's ownership
+            # gate): waiting for the slot can take longer than ownership lasts.
+            last_word = request.extensions.get(BEFORE_SEND)
+            if last_word is not None:
+                last_word()
             response = await self._inner.handle_async_request(request)
         except BaseException:
             self._slots.release()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 from pydantic import SecretStr
 
-from nodes.saladcloud.ratelimit import KeyBudget, KeyBudgets, NodeLimiter, Priority
+from nodes.saladcloud.ratelimit import (
+    DEFAULT_HEADROOM,
+    KeyBudget,
+    KeyBudgets,
+    NodeLimiter,
+    Priority,
+)
 
 from .clocks import JumpClock, ManualClock, settle
+
+TARGET = math.floor(240 * (1 - DEFAULT_HEADROOM))
+"""Grants any 60 s may hold for a key of 240/min: the limit less the headroom."""
 
 pytestmark = pytest.mark.anyio
 
@@ -310,7 +321,7 @@ async def test_replicas_sharing_a_key_stay_under_its_limit_together() -> None:
 
     grants.sort()
     busiest = most_in_any_window(grants)
-    assert busiest <= 216, busiest
+    assert busiest <= TARGET, busiest
     assert busiest >= 200, "each replica uses its part, not less"
 
 
@@ -320,13 +331,13 @@ def test_a_replicas_part_is_the_weight_it_serves_over_the_keys_total() -> None:
     first = budget.share("node-a")
     budget.share("node-b", weight=2.0)
     assert budget.part == pytest.approx(0.5)
-    target = 216 * 0.5
+    target = TARGET * 0.5
     burst = 5.0
     assert budget.requests_per_second == pytest.approx((target - burst) / 60)
 
     first.close()  # handed off: its part leaves with it, at once
     assert budget.part == pytest.approx(1 / 3)
-    assert budget.requests_per_second == pytest.approx((72 - 3) / 60)
+    assert budget.requests_per_second == pytest.approx((TARGET / 3 - 3) / 60)
 
     budget.set_total_weight(None)  # a lone process serves the whole key
     assert budget.part == 1.0
@@ -349,7 +360,7 @@ def test_a_part_too_small_for_a_burst_keeps_one_token_and_a_refill() -> None:
     budget.set_total_weight(500.0)
     budget.share("node-a")
     assert budget._bucket.burst == 1.0
-    assert budget.requests_per_second == pytest.approx(216 / 500 / 60)
+    assert budget.requests_per_second == pytest.approx(TARGET / 500 / 60)
 
 
 def test_budgets_learn_the_keys_totals_from_the_whole_file() -> None:
