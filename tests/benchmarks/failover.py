@@ -185,6 +185,8 @@ def run(
                         str(plane.kubeconfig),
                         "--metrics-address",
                         f"127.0.0.1:{ports[identity]}",
+                        "--kubelet-address",
+                        "127.0.0.1:0",
                         "--identity",
                         identity,
                         "--lease-namespace",

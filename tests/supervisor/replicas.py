@@ -143,6 +143,9 @@ async def replica(
         namespace,
         "--metrics-address",
         f"127.0.0.1:{port}",
+        # Several replicas on one host: each its own kubelet API port.
+        "--kubelet-address",
+        "127.0.0.1:0",
         "--log-format",
         "json",
         "--config-poll-interval-seconds",
