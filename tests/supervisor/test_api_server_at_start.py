@@ -7,19 +7,18 @@ import json
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeClient, KubeNotFound
 from tests.controlplane.cluster import ControlPlane
 from tests.nodes.harness import eventually
+from tests.tcp_proxy import tcp_proxy
 
 from .harness import ConfigMapDir, projects_yaml, simulator
 
@@ -30,34 +29,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@asynccontextmanager
-async def tcp_proxy(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
-    """Forward 127.0.0.1:``port`` to ``target``, byte for byte (TLS passes through)."""
-
-    async def pipe(source: SocketStream, sink: SocketStream) -> None:
-        try:
-            async for chunk in source:
-                await sink.send(chunk)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-        finally:
-            await sink.aclose()
-
-    async def handle(client: SocketStream) -> None:
-        upstream = await anyio.connect_tcp(*target)
-        async with anyio.create_task_group() as both:
-            both.start_soon(pipe, client, upstream)
-            both.start_soon(pipe, upstream, client)
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
-    async with anyio.create_task_group() as group:
-        group.start_soon(listener.serve, handle)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
 
 
 def lines(log: Path) -> list[dict[str, object]]:
@@ -105,7 +76,7 @@ async def test_an_api_server_away_at_start_is_said_once_and_nodes_start_when_it_
 
             # Back: every node registers, and only then is "serving 3 nodes" said.
             assert server.hostname is not None and server.port is not None
-            async with tcp_proxy(port, (server.hostname, server.port)):
+            async with tcp_proxy(str(server.hostname), server.port, port=port):
 
                 async def serving() -> bool:
                     return any("serving 3 nodes" in str(e["message"]) for e in lines(log))

@@ -19,9 +19,10 @@ from nodes.saladcloud.simulator import Simulator
 from tests.controlplane.cluster import ControlPlane
 from tests.manifests import workload
 from tests.nodes.harness import eventually, phase, pods
+from tests.tcp_proxy import tcp_proxy
 
 from .harness import ORG, simulator
-from .proxies import CuttableProxy, RecordingProxy
+from .proxies import RecordingProxy
 from .replicas import (
     ClusterWatch,
     Replica,
@@ -230,7 +231,7 @@ async def test_a_replica_cut_off_from_the_api_server_stops_mutating_before_anyon
     api_port = int(ha_plane.server.rsplit(":", 1)[1])
     async with (
         simulator(projects, **{"api-key": list(keys.values())}) as sim,
-        CuttableProxy("127.0.0.1", api_port).running() as cut,
+        tcp_proxy("127.0.0.1", api_port) as cut,
         AsyncExitStack() as stack,
     ):
         proxies = {
