@@ -84,8 +84,7 @@ async def serve(settings: ProcessSettings, source: KubeSource, redactor: Redacto
                     for slot in list(supervisor.slots.values()):
                         await slot.serving.wait()
 
-                await heap.freeze_when_settled(every_node_serving)
-                await anyio.sleep_forever()
+                await heap.keep_frozen(every_node_serving)
         finally:
             with anyio.CancelScope(shield=True):
                 await kube_api.close()

@@ -45,10 +45,41 @@ async def freeze_when_settled(
     log.info("heap settled: %d objects frozen out of the collector's walks", gc.get_freeze_count())
 
 
+class _Thaws:
+    """How many times a stopped node thawed the heap. The collector is one per
+    process, so this count is too."""
+
+    count = 0
+
+
 def release_frozen() -> None:
     """A node this process served has stopped (a handoff, a removal): its objects,
     frozen with everything else, hold reference cycles only the collector can free.
     Unfreezing hands every frozen object back to the oldest generation; the next full
     collection frees what is garbage and walks the rest again, as before the freeze."""
+    _Thaws.count += 1
     if gc.get_freeze_count():
         gc.unfreeze()
+
+
+async def keep_frozen(
+    settled: Callable[[], Awaitable[None]],
+    *,
+    at_most: float = 120.0,
+    quiet: float = 30.0,
+    check_every: float = 5.0,
+) -> None:
+    """Freeze once settled, and again after every thaw, once the nodes have stopped
+    coming and going for ``quiet`` seconds: with several replicas, handoffs come in
+    bursts soon after start, and a heap thawed for good would put the collector back
+    on every long-lived object of a thousand nodes."""
+    while True:
+        await freeze_when_settled(settled, at_most=at_most)
+        seen = _Thaws.count
+        while _Thaws.count == seen:
+            await anyio.sleep(check_every)
+        while True:  # churn: wait for a quiet spell
+            seen = _Thaws.count
+            await anyio.sleep(quiet)
+            if _Thaws.count == seen:
+                break

@@ -45,3 +45,25 @@ def test_young_generations_are_collected_less_often(unfrozen: None) -> None:
     assert all(
         tuned > default for tuned, default in zip(heap.THRESHOLDS, (700, 10, 10), strict=True)
     )
+
+
+async def test_a_handoff_thaws_the_heap_and_it_is_frozen_again_once_quiet(unfrozen: None) -> None:
+    async def settled() -> None:
+        pass
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: heap.keep_frozen(settled, quiet=0.3, check_every=0.05))
+        with anyio.fail_after(5):
+            while not gc.get_freeze_count():
+                await anyio.sleep(0.01)
+
+        heap.release_frozen()  # a slot ended
+        assert gc.get_freeze_count() == 0
+        await anyio.sleep(0.2)
+        heap.release_frozen()  # another, in the same burst of handoffs
+        await anyio.sleep(0.2)
+        assert gc.get_freeze_count() == 0, "not frozen again while nodes still move"
+        with anyio.fail_after(5):
+            while not gc.get_freeze_count():
+                await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
