@@ -114,11 +114,10 @@ class Tenure:
             return
         standing = self._standing
         first = self._epoch is None
-        if (
-            standing is not None
-            and standing.epoch != self._epoch
-            and (first or sent >= standing.epoch_began)
-        ):
+        # Only a write sent inside the current epoch proves the node ours in it, the
+        # first write of an incarnation too: one sent during a lapse and answered
+        # after membership came back may have lost to a standby's takeover meanwhile.
+        if standing is not None and standing.epoch != self._epoch and sent >= standing.epoch_began:
             if not first:
                 log.info("node %s owned again: Lease renewed since membership is back", self.node)
             self._epoch = standing.epoch

@@ -96,6 +96,20 @@ def test_after_a_lapse_only_a_lease_write_sent_since_membership_is_back_proves_o
     assert tenure.owned and not tenure.membership_lapsed
 
 
+def test_a_first_lease_write_sent_during_a_lapse_proves_nothing_either() -> None:
+    # A node restarted in its slot while membership had lapsed: its first write was
+    # sent at 109, membership came back at 110, the answer was read at 112. A standby
+    # may have taken the node between 109 and 110.
+    clock = Clock()
+    clock.now = 112.0
+    standing = FakeStanding(epoch=2, epoch_began=110.0)
+    tenure = Tenure("salad-a", node_deadline=20.0, standing=standing, clock=clock)
+    tenure.renewed(sent=109.0)
+    assert not tenure.owned
+    tenure.renewed(sent=112.0)  # the renewal membership's return asks for
+    assert tenure.owned
+
+
 def test_refusals_are_the_callers_own_error_types_and_name_the_node() -> None:
     tenure = Tenure("salad-a", node_deadline=20.0, clock=Clock())
     with pytest.raises(SaladError) as salad:
