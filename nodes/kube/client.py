@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 import anyio
+from aiohttp.http_exceptions import HttpProcessingError
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from ..metrics import NodeMetrics
@@ -58,6 +59,17 @@ def _decode(text: str, method: str, path: str) -> JSON:
     if not isinstance(document, dict):
         raise KubeError(0, "InvalidResponse", "not a JSON object", method, path)
     return document
+
+
+_TRANSPORT_ERRORS = (
+    aiohttp.ClientError,
+    # Not a ClientError: a watch line over the read buffer's limit (an object bigger
+    # than the API server should ever send) and other unreadable answers. A KubeError,
+    # so callers retry or relist instead of dying on it.
+    HttpProcessingError,
+    TimeoutError,
+    OSError,
+)
 
 
 class KubeClient:
@@ -158,7 +170,7 @@ class KubeClient:
                 if response.status >= 400:
                     raise error_from_response(response.status, text, method, path)
             return _decode(text, method, path)
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        except _TRANSPORT_ERRORS as error:
             raise KubeError(0, type(error).__name__, str(error), method, path) from error
         finally:
             self._account(method, path, code)
@@ -215,7 +227,7 @@ class KubeClient:
                     if kind == "ERROR":
                         raise error_from_watch_event(obj, path)
                     yield kind, obj
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        except _TRANSPORT_ERRORS as error:
             raise KubeError(0, type(error).__name__, str(error), "WATCH", path) from error
         finally:
             self._account("WATCH", path, code)
