@@ -117,6 +117,7 @@ class VirtualNode:
                 reporter=self.reporter,
                 metrics=metrics,
                 poll_interval=self._poll_interval,
+                owned=lambda: self.tenure.owned,
             )
         )
         self._extra = {"node": settings.name, "project": settings.project}

@@ -38,6 +38,7 @@ from .node_object import (
     taints_with_unavailability,
 )
 from .settings import CORDONED_BY, NodeSettings
+from .tenure import NotOwned
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,10 @@ class NodeReporter:
                 except KubeNotFound:
                     await self.register_retrying()
                 except KubeError as error:
-                    log.warning("node status write failed: %s", error, extra=self._extra)
+                    # Refused by the gate (paused, handing off): nothing failed, and the
+                    # Lease keeper already says why once.
+                    say = log.debug if isinstance(error, NotOwned) else log.warning
+                    say("node status write failed: %s", error, extra=self._extra)
                     await anyio.sleep(2)
                     self._wake.set()
                     continue

@@ -89,6 +89,7 @@ from .saladcloud.errors import (
 )
 from .saladcloud.models import ContainerGroup
 from .settings import CORDONED_BY, NodeSettings
+from .tenure import NotOwned
 from .translate import (
     Refusal,
     container_group_name,
@@ -111,6 +112,8 @@ INSTANCE_READS_IN_FLIGHT = 5
 pods reads a few at a time (at the key's lowest priority) instead of queueing a hundred."""
 _MAX_BACKOFF = 300.0
 _MAX_WAITING_BACKOFF = 30.0
+_NOT_OWNED_RECHECK = 1.0
+"""How soon a node that is not owned at the moment looks again."""
 """A pod waiting for a Secret or ConfigMap is tried again at least this often, as the
 kubelet retries ``CreateContainerConfigError``: nothing tells the node it appeared."""
 _DEBT_WRITE_PAUSE = 1.0
@@ -164,6 +167,7 @@ class Reconciler:
         reporter: NodeReporter,
         metrics: NodeMetrics | None = None,
         poll_interval: Callable[[], float] | None = None,
+        owned: Callable[[], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._kube = kube
@@ -173,6 +177,7 @@ class Reconciler:
         self._reporter = reporter
         self._metrics = metrics
         self._poll_interval = poll_interval or (lambda: settings.poll_interval)
+        self._owned = owned or (lambda: True)
         self._translator = PodTranslator(settings, kube, salad)
         self._tracked: dict[str, PodTrack] = {}
         self._listing: Listing | None = None
@@ -248,6 +253,12 @@ class Reconciler:
             if listing is None:
                 self._next_pass = time.monotonic() + self._poll_interval()
                 continue
+            if not self._owned():
+                # Paused (membership lapsed, the Lease not renewed in time) or being
+                # handed off: every write would be refused. Deciding nothing keeps the
+                # pods' backoffs and events as they were, for when it is ours again.
+                self._next_pass = time.monotonic() + _NOT_OWNED_RECHECK
+                continue
             started = time.monotonic()
             self._pass(actions, listing)
             if self._metrics is not None:
@@ -292,7 +303,8 @@ class Reconciler:
             try:
                 await self._reporter.annotate(OWED_ANNOTATION, self.owed.annotation())
             except KubeError as error:
-                log.warning("recording owed deletions failed: %s", error, extra=self._extra)
+                if not isinstance(error, NotOwned):
+                    log.warning("recording owed deletions failed: %s", error, extra=self._extra)
                 self.owed.dirty = True
                 self._debts_changed.set()
             await anyio.sleep(_DEBT_WRITE_PAUSE)
@@ -338,6 +350,7 @@ class Reconciler:
                     track.uid,
                     functools.partial(self._execute, pod, track, action),
                     functools.partial(_back_off, track),
+                    track,
                 )
         for key in [k for k in self._tracked if k not in pods]:
             self._forget(key, self._tracked.pop(key), listing)
@@ -388,7 +401,7 @@ class Reconciler:
             finally:
                 self._reads.discard(key)
 
-        self._spawn(actions, key, read, functools.partial(_back_off, track))
+        self._spawn(actions, key, read, functools.partial(_back_off, track), track)
 
     def _spawn(
         self,
@@ -396,13 +409,22 @@ class Reconciler:
         key: str,
         work: Callable[[], Awaitable[None]],
         back_off: Callable[[], None] | None = None,
+        waiting: PodTrack | Debt | None = None,
     ) -> None:
-        """Run ``work`` in a task of its own; whatever it raises stays here."""
+        """Run ``work`` in a task of its own; whatever it raises stays here. ``back_off``
+        is called when it fails; ``waiting`` is what to try again soon if ownership
+        was lost meanwhile."""
         self._busy.add(key)
 
         async def run() -> None:
             try:
                 await work()
+            except NotOwned as error:
+                # Never sent, and not this pod's failure: no backoff grows. The passes
+                # wait for ownership to come back (or for the node to stop).
+                if waiting is not None:
+                    waiting.next_attempt = time.monotonic() + _NOT_OWNED_RECHECK
+                log.debug("not sent: %s", error, extra=self._extra)
             except KubeError as error:
                 if back_off is not None:
                     back_off()
@@ -574,9 +596,12 @@ class Reconciler:
         body = with_owner(body, pod, self._settings.name, self._settings.cluster.id or "unknown")
         # From here the group may exist whatever the answer (a timeout after it was
         # sent): a deletion of the pod must then look for it.
-        track.create_sent = True
+        was_sent, track.create_sent = track.create_sent, True
         try:
             group = await self._mutate(lambda: self._salad.create_container_group(body))
+        except NotOwned:
+            track.create_sent = was_sent  # refused before sending
+            raise
         except SaladNameConflict:
             await self._adopt_or_fail(pod, track)
             return
@@ -742,6 +767,7 @@ class Reconciler:
                 debt.uid,
                 functools.partial(self._pay, debt, listed),
                 functools.partial(_back_off, debt, 60.0),
+                debt,
             )
         if self._metrics is not None:
             self._metrics.owed_deletions.labels(node=self._settings.name).set(len(self.owed))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 
@@ -12,7 +13,15 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from nodes.kube import KubeClient
 from nodes.lease import LeaseLost, claim, lease_path
 
-from .harness import deployment, eventually, node_settings, pods, running_node, simulator
+from .harness import (
+    deployment,
+    events,
+    eventually,
+    node_settings,
+    pods,
+    running_node,
+    simulator,
+)
 from .harness import unique_project as new_project
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +62,58 @@ async def test_a_node_whose_tenure_ended_creates_nothing_and_writes_no_status(
         for pod in await pods(node.kube, namespace, "app=gated"):
             assert not (pod.get("status") or {}).get("containerStatuses"), "no status written"
         await node.kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/gated")
+
+
+class LapsedMembership:
+    """The replica's membership, lapsed and back in a new epoch the node's Lease has
+    not been renewed in yet: the node is paused, not lost."""
+
+    epoch = 7
+    epoch_began = math.inf
+
+    def valid(self, now: float) -> bool:
+        return True
+
+
+async def test_a_paused_node_says_nothing_to_its_pods_and_picks_up_where_it_was(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    project = new_project()
+    async with (
+        simulator(project) as sim,
+        running_node(kube_api, sim, node_settings(project)) as node,
+    ):
+        tenure = node.node.tenure
+        membership = LapsedMembership()
+        tenure._standing = membership
+        assert tenure.membership_lapsed or not tenure.owned
+        paused = time.monotonic()
+        await node.kube.post(
+            f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("paused", node.name, 2)
+        )
+
+        async def bound() -> bool:
+            return len(await pods(node.kube, namespace, "app=paused")) == 2
+
+        await eventually(bound, 30, "2 pods bound to the node")
+        await anyio.sleep(3)  # many passes of the reconciler
+
+        assert mutations(sim, paused) == []
+        for pod in await pods(node.kube, namespace, "app=paused"):
+            said = await events(node.kube, namespace, pod["metadata"]["name"])
+            assert [e for e in said if e.get("source", {}).get("host") == node.name] == []
+            track = node.node.reconciler._tracked.get(f"{namespace}/{pod['metadata']['name']}")
+            assert track is None or track.attempts == 0, "a pause is no failure of the pod's"
+
+        # Membership back: the next renewal of the node's Lease proves it ours again.
+        membership.epoch_began = -math.inf
+        node.node.lease.renew_soon()
+
+        async def created() -> bool:
+            return len(node.groups()) == 2
+
+        await eventually(created, 30, "both groups created once the node is ours again")
+        await node.kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/paused")
 
 
 async def test_a_node_that_finds_another_holder_stops_at_its_next_renewal_and_sends_nothing_after(
