@@ -92,6 +92,11 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message, content_type="text/plain", charset="utf-8")
 
 
+_RENDERED_FOR = 5.0
+"""Seconds a rendered ``/metrics/resource`` page is served again (metrics-server
+scrapes every 15 s by default)."""
+
+
 class KubeletServer:
     def __init__(
         self,
@@ -117,6 +122,7 @@ class KubeletServer:
             reload_interval=options.tls_reload_interval,
         )
         self.port: int | None = None
+        self._rendered: tuple[float, frozenset[str], bytes] | None = None
 
     @property
     def reviewer(self) -> Reviewer:
@@ -203,7 +209,16 @@ class KubeletServer:
         return await self._reviewer.user_of_token(token)
 
     async def _allowed(self, user: User, request: web.Request, scope: list[str]) -> list[str]:
-        """The nodes of ``scope`` the user may do this on (all nodes if none is served)."""
+        """The nodes of ``scope`` the user may do this on (all nodes if none is served).
+
+        A scope of several nodes (a request to the shared address that names no node,
+        such as metrics-server's scrape of each Node) is one review for all nodes, not
+        one per node: the scraper asks once per node, so per-node reviews would cost
+        the square of the nodes served. Who may see only some nodes asks through the
+        API server's node proxy, which names the node."""
+        if len(scope) > 1:
+            every = await self._reviewer.allowed(user, attributes(request.method, request.path, ""))
+            return scope if every else []
         names = scope or [""]
         decisions: dict[str, bool] = {}
         failures: list[AuthError] = []
@@ -271,6 +286,21 @@ class KubeletServer:
 
     # --- answers -------------------------------------------------------------------------
 
+    def _resource_metrics(self, visible: Mapping[str, ServedNode]) -> bytes:
+        """The page for ``visible``, rendered once per ``_RENDERED_FOR`` seconds: the
+        scraper asks at every Node's address, which for the nodes of one replica is
+        the same address, within moments of each other."""
+        names = frozenset(visible)
+        now = time.monotonic()
+        kept = self._rendered
+        if kept is not None and kept[1] == names and now - kept[0] < _RENDERED_FOR:
+            return kept[2]
+        page = documents.resource_metrics(
+            [pod for node in visible.values() for pod in node.pods.values()]
+        )
+        self._rendered = (now, names, page)
+        return page
+
     async def _serve(
         self,
         request: web.Request,
@@ -294,9 +324,8 @@ class KubeletServer:
             pods = [pod for node in visible.values() for pod in node.pods.values()]
             return web.json_response(documents.pod_list(pods))
         if kind is Kind.METRICS_RESOURCE:
-            pods = [pod for node in visible.values() for pod in node.pods.values()]
             return web.Response(
-                body=documents.resource_metrics(pods),
+                body=self._resource_metrics(visible),
                 headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
             )
         if kind is Kind.STATS_SUMMARY:

@@ -122,3 +122,32 @@ async def test_a_node_proxy_request_is_answered_for_that_node_only(
     assert pods_a.status_code == 200
     assert {p["spec"]["nodeName"] for p in pods_a.json()["items"]} <= {a}
     assert unknown.status_code == 403, "no right there either, and never a widened answer"
+
+
+async def test_a_scrape_of_the_shared_address_is_one_review_for_all_its_nodes(
+    kube_api: ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """metrics-server asks each Node's address, and a replica's nodes share one: a
+    request that names no node is one review (for all nodes), and the page is rendered
+    once for the scrapes that come together."""
+    a, b, c = (f"k{x}{uuid.uuid4().hex[:5]}" for x in "mno")
+    nodes = {a: f"{a}-p", b: f"{b}-p", c: f"{c}-p"}
+    metrics_rule = [{"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}]
+    async with kubelet_rig(kube_api, kubeconfig, namespace, tmp_path, nodes) as rig:
+        await rig.pod(a)
+        scraper = await rig.token("scraper", metrics_rule)
+        one_node = await rig.token("one-node", [{**metrics_rule[0], "resourceNames": [a]}])
+        reviewer = rig.running.supervisor.kubelet.reviewer
+        async with httpx.AsyncClient(verify=False, timeout=30) as http:
+            url = f"{rig.url}/metrics/resource"
+            before = reviewer.reviews
+            scrapes = [
+                await http.get(url, headers={"Authorization": f"Bearer {scraper}"}) for _ in nodes
+            ]
+            reviews = reviewer.reviews - before
+            narrow = await http.get(url, headers={"Authorization": f"Bearer {one_node}"})
+
+    assert [r.status_code for r in scrapes] == [200] * 3
+    assert len({r.content for r in scrapes}) == 1
+    assert reviews == 2, "the token's review and one access review for all three nodes"
+    assert narrow.status_code == 403, "rights on one node do not open the shared address"
