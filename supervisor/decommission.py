@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from config import DecommissionPolicy
-from nodes.kube import KubeClient, KubeError, KubeNotFound, api_path
+from nodes.kube import KubeClient, KubeConflict, KubeError, KubeNotFound, api_path
+from nodes.lease import holder_of, lease_path
 from nodes.owed_deletions import ANNOTATION as OWED_ANNOTATION
 from nodes.pod_decisions import has_run
 from nodes.settings import CORDONED_BY
@@ -46,7 +47,26 @@ def _daemon_pod(pod: dict[str, object]) -> bool:
     )
 
 
-async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
+def _cordoned(found: dict[str, object]) -> bool:
+    meta = found.get("metadata")
+    spec = found.get("spec")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return (
+        isinstance(annotations, dict)
+        and bool(annotations.get(CORDONED_BY))
+        and isinstance(spec, dict)
+        and bool(spec.get("unschedulable"))
+    )
+
+
+async def drain(
+    kube: KubeClient,
+    node: str,
+    give_up_after: float,
+    *,
+    held: Callable[[], bool] = lambda: True,
+    writable: Callable[[], bool] = lambda: True,
+) -> int:
     """Cordon ``node``, delete its pods gracefully; return how many were left.
 
     First every pod but DaemonSet pods, as ``kubectl drain --ignore-daemonsets`` does
@@ -56,25 +76,36 @@ async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
     deletions the node still owes (its Node's ``salad.com/owed-deletions``) are waited
     for: deleting the Node would forget them.
 
+    The cordon is checked on every pass and put back if it went: a node that
+    registers again meanwhile (restarted in its slot, say) lifts it, and would then
+    take new pods. ``held`` says whether this process still holds the node; once it
+    does not, the drain stops (``NoLongerHeld``): the node is another replica's now.
+    While not ``writable`` (membership lapsed: the node may be taken over), it waits.
+
     Transient API errors are retried until ``give_up_after``: a drain abandoned half
     way would leave pods Terminating and their container groups running.
     """
     deleted: set[str] = set()
     remaining: list[dict[str, object]] = []
-    cordoned = listed = False
+    listed = False
     failure: KubeError | None = None
     with anyio.move_on_after(give_up_after):
         while True:
+            if not held():
+                raise NoLongerHeld(f"node {node} is no longer held here")
+            if not writable():
+                await anyio.sleep(_POLL)
+                continue
             try:
-                if not cordoned:
-                    await kube.patch(
+                found = await kube.get(f"/api/v1/nodes/{node}")
+                if not _cordoned(found):
+                    found = await kube.patch(
                         f"/api/v1/nodes/{node}",
                         {
                             "metadata": {"annotations": {CORDONED_BY: "salad-vk-decommission"}},
                             "spec": {"unschedulable": True},
                         },
                     )
-                    cordoned = True
                 pods = await _all_pods_on(kube, node)
                 listed = True
                 remaining = [p for p in pods if not _daemon_pod(p)] or [
@@ -82,7 +113,7 @@ async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
                 ]
                 if remaining:
                     await _delete_each(kube, remaining, deleted)
-                elif not await _owes_deletions(kube, node):
+                elif not _owes_deletions(found):
                     return 0
             except KubeNotFound:
                 return 0  # the Node itself is gone already
@@ -98,6 +129,10 @@ async def drain(kube: KubeClient, node: str, give_up_after: float) -> int:
 
 class DrainFailed(Exception):
     """The drain could not even cordon the node and list its pods before its time ran out."""
+
+
+class NoLongerHeld(Exception):
+    """The node's Lease, or this replica's membership, was lost during the drain."""
 
 
 async def _delete_each(kube: KubeClient, pods: list[dict[str, object]], deleted: set[str]) -> None:
@@ -120,22 +155,36 @@ async def _delete_each(kube: KubeClient, pods: list[dict[str, object]], deleted:
         deleted.add(uid)
 
 
-async def _owes_deletions(kube: KubeClient, node: str) -> bool:
-    found = await kube.get(f"/api/v1/nodes/{node}")
-    annotations = (found.get("metadata") or {}).get("annotations") or {}
-    return bool(annotations.get(OWED_ANNOTATION))
+def _owes_deletions(found: dict[str, object]) -> bool:
+    meta = found.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return isinstance(annotations, dict) and bool(annotations.get(OWED_ANNOTATION))
 
 
-async def remove_node_objects(kube: KubeClient, node: str) -> None:
-    """Delete the Lease and the Node; either may already be gone."""
-    for path in (
-        f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}",
-        f"/api/v1/nodes/{node}",
-    ):
+async def remove_node_objects(kube: KubeClient, node: str, holder: str | None = None) -> bool:
+    """Delete the Lease and the Node; either may already be gone. With ``holder``,
+    only if the Lease is released or held by ``holder``, and only that version of it
+    (a replica that claims it meanwhile keeps it, and the Node with it); False then."""
+    try:
+        lease = await kube.get(lease_path(node))
+    except KubeNotFound:
+        lease = None
+    if lease is not None:
+        if holder is not None and holder_of(lease) not in ("", holder):
+            return False
+        version = (lease.get("metadata") or {}).get("resourceVersion")
         try:
-            await kube.delete(path)
+            await kube.delete(
+                lease_path(node),
+                {"preconditions": {"resourceVersion": version}} if holder is not None else None,
+            )
+        except KubeConflict:
+            return False
         except KubeNotFound:
-            continue
+            pass
+    with contextlib.suppress(KubeNotFound):
+        await kube.delete(f"/api/v1/nodes/{node}")
+    return True
 
 
 async def decommission(
@@ -144,12 +193,22 @@ async def decommission(
     policy: DecommissionPolicy,
     stop_node: Callable[[], Awaitable[None]],
     drain_timeout: float,
-) -> None:
-    """Retire ``node`` by ``policy``; ``stop_node`` cancels its task and waits for it."""
+    *,
+    held: Callable[[], bool] = lambda: True,
+    writable: Callable[[], bool] = lambda: True,
+    holder: str | None = None,
+) -> bool:
+    """Retire ``node`` by ``policy``; ``stop_node`` cancels its task and waits for it.
+    ``held``, ``writable`` and ``holder`` keep a replica that lost the node from
+    removing it (see ``drain``): False if it was left to another holder."""
     log.info("decommissioning node (policy %s)", policy.value, extra={"node": node})
     if policy == DecommissionPolicy.DRAIN:
         try:
-            left = await drain(kube, node, drain_timeout)
+            left = await drain(kube, node, drain_timeout, held=held, writable=writable)
+        except NoLongerHeld:
+            log.info("node no longer held here: its removal is left to its holder")
+            await stop_node()
+            return False
         except DrainFailed as error:
             log.warning("%s; removing it anyway", error, extra={"node": node})
             left = 0
@@ -164,9 +223,12 @@ async def decommission(
     if policy in (DecommissionPolicy.DRAIN, DecommissionPolicy.ORPHAN):
         for attempt in range(5):
             try:
-                await remove_node_objects(kube, node)
+                if not await remove_node_objects(kube, node, holder):
+                    log.info("node held by another replica now: its Node and Lease stay")
+                    return False
                 break
             except KubeError as error:
                 log.warning("removing the node failed: %s", error, extra={"node": node})
                 await anyio.sleep(2.0 * 2**attempt)
     log.info("node decommissioned", extra={"node": node})
+    return True

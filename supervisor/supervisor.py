@@ -386,6 +386,8 @@ class Supervisor:
                 # Served elsewhere now (or nowhere): its series here would only show a
                 # Lease age growing for ever and pods counted twice.
                 self.shared.node_metrics.forget_node(slot.name)
+                with contextlib.suppress(KeyError):
+                    self.metrics.node_restarts.remove(slot.name)
                 # Its objects were frozen with the rest at start-up (heap.freeze): let
                 # the collector have them, or every handoff would leak a node.
                 heap.release_frozen()
@@ -491,7 +493,13 @@ class Supervisor:
             unchanged = wanted is not None and wanted.fingerprint == node.fingerprint
             # ... and unless something else has started it already.
             mine = self.plan.get(node.name, self.identity) == self.identity
-            if wanted is not None and unchanged and node.name not in self.slots and mine:
+            if (
+                wanted is not None
+                and unchanged
+                and node.name not in self.slots
+                and mine
+                and not self._stopping
+            ):
                 self._start_slot(wanted, None)
             elif current is not None and node.name not in self.slots:
                 # Not started again here (the plan moved it meanwhile, or a later edit
@@ -526,6 +534,7 @@ class Supervisor:
         async def stop() -> None:
             await self._stop_slot(slot, "decommissioned")
 
+        removed = False
         with anyio.CancelScope() as scope:
             self._retiring[name] = scope
             try:
@@ -545,12 +554,25 @@ class Supervisor:
                     await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
                     return
                 self._busy.add(name)
-                await decommission(
+
+                def held() -> bool:
+                    node = slot.node
+                    lost = isinstance(node, VirtualNode) and node.tenure.ended is not None
+                    return not slot.stopped.is_set() and not lost
+
+                def writable() -> bool:
+                    node = slot.node
+                    return not isinstance(node, VirtualNode) or node.tenure.owned
+
+                removed = await decommission(
                     self._kube,
                     name,
                     self.settings.decommission_policy,
                     stop,
                     self.settings.drain_timeout_seconds,
+                    held=held,
+                    writable=writable,
+                    holder=self.holder,
                 )
             finally:
                 del self._retiring[name]
@@ -558,7 +580,8 @@ class Supervisor:
         if scope.cancelled_caught:
             log.info("removal taken back: the node stays")
             return
-        self.metrics.decommissions.labels(policy=self.settings.decommission_policy.value).inc()
+        if removed:
+            self.metrics.decommissions.labels(policy=self.settings.decommission_policy.value).inc()
         self.shared.node_metrics.forget_node(name)
         self.shared.budgets.discard_unused()
         if self.slots.get(name) is slot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from config import DecommissionPolicy
 from nodes.kube import KubeError, KubeNotFound
 from nodes.settings import CORDONED_BY
-from supervisor.decommission import DrainFailed, decommission, drain
+from supervisor.decommission import DrainFailed, decommission, drain, remove_node_objects
 from tests.manifests import TOLERATION
 from tests.nodes.harness import eventually, phase
 
@@ -74,6 +75,9 @@ async def test_a_drain_that_never_reached_the_api_server_fails_instead_of_saying
         async def patch(self, path: str, body: Any, kind: str = "strategic") -> dict[str, Any]:
             raise KubeError(0, "ClientConnectorError", "connection refused", "PATCH", path)
 
+        async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+            raise KubeError(0, "ClientConnectorError", "connection refused", "GET", path)
+
     with pytest.raises(DrainFailed, match=r"could not drain node n: .*connection refused"):
         await drain(Unreachable(), "n", 0.5)  # type: ignore[arg-type]
 
@@ -100,6 +104,109 @@ async def test_a_drain_leaves_daemonset_pods_to_their_controller_as_kubectl_drai
     assert ("DELETE", "/api/v1/namespaces/ns/pods/p") in kube.calls
     assert ("DELETE", "/api/v1/namespaces/ns/pods/agent-x1") not in kube.calls
     assert ("DELETE", "/api/v1/nodes/n") in kube.calls
+
+
+class ClusterOfOneNode:
+    """One Node with one pod that never goes (its group cannot be deleted), and the
+    node's Lease, held by ``holder``."""
+
+    def __init__(self, holder: str) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.node: dict[str, Any] = {"metadata": {"name": "n", "annotations": {}}, "spec": {}}
+        self.lease = {"metadata": {"resourceVersion": "7"}, "spec": {"holderIdentity": holder}}
+        self.deleted_with: list[Any] = []
+
+    async def patch(self, path: str, body: Any, kind: str = "strategic") -> dict[str, Any]:
+        self.calls.append(("PATCH", path))
+        self.node["metadata"]["annotations"].update(body["metadata"]["annotations"])
+        self.node["spec"].update(body["spec"])
+        return self.node
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        self.calls.append(("GET", path))
+        if "/leases/" in path:
+            return self.lease
+        if path == "/api/v1/pods":
+            return {"items": [{"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}}]}
+        return self.node
+
+    async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
+        self.calls.append(("DELETE", path))
+        self.deleted_with.append(body)
+        return {}
+
+    def uncordon(self) -> None:
+        """What a node registering again does to a cordon it does not know is a drain's."""
+        self.node["metadata"]["annotations"].pop(CORDONED_BY, None)
+        self.node["spec"]["unschedulable"] = None
+
+
+async def test_a_drain_puts_back_a_cordon_that_a_re_registration_lifted() -> None:
+    kube = ClusterOfOneNode("me/1")
+    async with anyio.create_task_group() as group:
+        group.start_soon(drain, kube, "n", 30.0)  # type: ignore[arg-type]
+        await eventually(_async(lambda: bool(kube.node["spec"].get("unschedulable"))), 5, "cordon")
+        kube.uncordon()
+        await eventually(
+            _async(lambda: kube.node["metadata"]["annotations"].get(CORDONED_BY) is not None),
+            5,
+            "cordoned again",
+        )
+        group.cancel_scope.cancel()
+    assert kube.node["spec"]["unschedulable"] is True
+
+
+async def test_a_replica_that_loses_the_node_mid_drain_stops_and_removes_nothing() -> None:
+    kube = ClusterOfOneNode("me/1")
+    held = True
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    async with anyio.create_task_group() as group:
+
+        async def retire() -> None:
+            removed = await decommission(
+                kube,  # type: ignore[arg-type]
+                "n",
+                DecommissionPolicy.DRAIN,
+                stop,
+                60.0,
+                held=lambda: held,
+                holder="me/1",
+            )
+            assert removed is False
+
+        group.start_soon(retire)
+        await eventually(
+            _async(lambda: ("DELETE", "/api/v1/namespaces/ns/pods/p") in kube.calls), 5, "drain"
+        )
+        held = False  # the Lease was taken over
+        await eventually(_async(lambda: stopped == [True]), 10, "the slot stopped")
+    assert not [c for c in kube.calls if c[0] == "DELETE" and "/pods/" not in c[1]]
+
+
+async def test_node_and_lease_stay_when_another_replica_holds_the_lease_at_removal() -> None:
+    taken = ClusterOfOneNode("other/2")
+    assert await remove_node_objects(taken, "n", "me/1") is False  # type: ignore[arg-type]
+    assert not [c for c in taken.calls if c[0] == "DELETE"]
+
+    mine = ClusterOfOneNode("me/1")
+    assert await remove_node_objects(mine, "n", "me/1") is True  # type: ignore[arg-type]
+    assert [c[1] for c in mine.calls if c[0] == "DELETE"] == [
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n",
+        "/api/v1/nodes/n",
+    ]
+    # Only the version read: a claim in between makes the delete a 409, not a theft.
+    assert mine.deleted_with[0] == {"preconditions": {"resourceVersion": "7"}}
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
 
 
 async def test_a_removal_taken_back_mid_drain_keeps_the_node_and_lifts_the_cordon(
