@@ -67,6 +67,10 @@ LEAVING_ANNOTATION = "salad.com/leaving"
 _PREFIX = "salad-vk-member-"
 _MAX_IDENTITY = 200
 _RESYNC = 300.0
+FORGET_AFTER = 3600.0
+"""A member whose Lease has stood still this long is gone for good (killed, its host
+lost: only a clean stop deletes its own Lease); any replica deletes it, or the
+namespace would collect one for every replica that ever died."""
 _WATCH_TIMEOUT = 290
 _WATCH_SILENCE = 30.0
 """This replica's own membership Lease changes every few seconds, and the watch sees it:
@@ -209,6 +213,10 @@ class MemberView:
             for identity, seen in self._seen.items()
             if seen.record.holder and not seen.record.leaving and not self._silent(seen, now)
         }
+
+    def silent_for(self, seconds: float, now: float) -> list[MemberRecord]:
+        """Members unchanged for ``seconds`` or more, as this replica has seen them."""
+        return [seen.record for seen in self._seen.values() if now - seen.since >= seconds]
 
     def members(self) -> dict[str, MemberRecord]:
         return {identity: seen.record for identity, seen in self._seen.items()}
@@ -559,6 +567,7 @@ class MemberWatch:
             if not started:
                 task_status.started()
                 started = True
+            await self._forget_the_long_gone()
             await self._watch(version)
 
     async def _list(self) -> str:
@@ -597,6 +606,26 @@ class MemberWatch:
                     log.exception("membership watch failed unexpectedly; listing again")
                 await anyio.sleep(0.5 + random.random())  # noqa: S311
                 return
+
+    async def _forget_the_long_gone(self) -> None:
+        for record in self.view.silent_for(FORGET_AFTER, time.monotonic()):
+            path = f"{_collection(self.namespace)}/{member_lease_name(record.identity)}"
+            # Only the version seen standing still: a replica back meanwhile keeps it.
+            try:
+                await self.kube.delete(path, {"preconditions": {"resourceVersion": record.version}})
+            except (KubeConflict, KubeNotFound):
+                continue
+            except KubeError as error:
+                log.warning(
+                    "deleting the Lease of long-gone member %s failed: %s", record.identity, error
+                )
+                continue
+            self.view.forget(record.identity)
+            log.info(
+                "replica %s silent for over %.0f minutes: its membership Lease deleted",
+                record.identity,
+                FORGET_AFTER / 60,
+            )
 
     def _apply(self, kind: str, obj: JSON) -> None:
         if kind == "BOOKMARK":

@@ -13,11 +13,13 @@ from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeClient, KubeConflict, KubeNotFound
 from supervisor.membership import (
+    FORGET_AFTER,
     LEAVING_ANNOTATION,
     NODES_ANNOTATION,
     MemberKeeper,
     MemberRecord,
     MemberView,
+    MemberWatch,
     Phase,
     member_lease_name,
     parse_member,
@@ -99,6 +101,34 @@ def test_the_next_silence_is_when_the_quietest_live_member_would_turn_silent() -
     assert view.next_silence(101.0) == 115.0
     assert view.next_silence(116.0) == 120.0
     assert view.next_silence(121.0) is None
+
+
+async def test_a_member_silent_for_an_hour_has_its_lease_deleted_unless_it_came_back() -> None:
+    class Deletes:
+        def __init__(self) -> None:
+            self.deleted: list[tuple[str, Any]] = []
+
+        async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
+            if path.endswith(member_lease_name("back")):
+                raise KubeConflict(409, "Conflict", "renewed meanwhile", "DELETE", path)
+            self.deleted.append((path, body))
+            return {}
+
+    now = time.monotonic()
+    view = MemberView(TIMEOUT)
+    view.replace([record("dead", version="5"), record("back", version="6")], now - FORGET_AFTER)
+    view.observe(record("live", version="9"), now - TIMEOUT * 2)  # silent, not yet gone
+    kube = Deletes()
+    watch = MemberWatch(kube, "ns", view, lambda: None)  # type: ignore[arg-type]
+    await watch._forget_the_long_gone()
+
+    assert kube.deleted == [
+        (
+            f"/apis/coordination.k8s.io/v1/namespaces/ns/leases/{member_lease_name('dead')}",
+            {"preconditions": {"resourceVersion": "5"}},
+        )
+    ]
+    assert set(view.members()) == {"back", "live"}
 
 
 def test_a_membership_lease_says_who_what_and_whether_it_is_leaving() -> None:
