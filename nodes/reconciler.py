@@ -112,10 +112,10 @@ INSTANCE_READS_IN_FLIGHT = 5
 pods reads a few at a time (at the key's lowest priority) instead of queueing a hundred."""
 _MAX_BACKOFF = 300.0
 _MAX_WAITING_BACKOFF = 30.0
-_NOT_OWNED_RECHECK = 1.0
-"""How soon a node that is not owned at the moment looks again."""
 """A pod waiting for a Secret or ConfigMap is tried again at least this often, as the
 kubelet retries ``CreateContainerConfigError``: nothing tells the node it appeared."""
+_NOT_OWNED_RECHECK = 1.0
+"""How soon a node that is not owned at the moment looks again."""
 _DEBT_WRITE_PAUSE = 1.0
 
 
@@ -596,11 +596,13 @@ class Reconciler:
         body = with_owner(body, pod, self._settings.name, self._settings.cluster.id or "unknown")
         # From here the group may exist whatever the answer (a timeout after it was
         # sent): a deletion of the pod must then look for it.
-        was_sent, track.create_sent = track.create_sent, True
+        track.create_sent = True
         try:
             group = await self._mutate(lambda: self._salad.create_container_group(body))
         except NotOwned:
-            track.create_sent = was_sent  # refused before sending
+            # Refused before an attempt, but maybe after an earlier attempt of the same
+            # call reached SaladCloud: create_sent stays (a deletion looks, a 404 is
+            # cheap). Not this pod's failure: no event, no backoff (``_spawn``).
             raise
         except SaladNameConflict:
             await self._adopt_or_fail(pod, track)

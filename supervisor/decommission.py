@@ -31,6 +31,7 @@ from nodes.settings import CORDONED_BY
 log = logging.getLogger(__name__)
 
 _POLL = 2.0
+_LEASE_DELETE_ATTEMPTS = 5
 
 
 async def _all_pods_on(kube: KubeClient, node: str) -> list[dict[str, object]]:
@@ -113,7 +114,8 @@ async def drain(
                 ]
                 if remaining:
                     await _delete_each(kube, remaining, deleted)
-                elif not _owes_deletions(found):
+                # Read after the list: a pod gone just before it may have left a debt.
+                elif not _owes_deletions(await kube.get(f"/api/v1/nodes/{node}")):
                     return 0
             except KubeNotFound:
                 return 0  # the Node itself is gone already
@@ -165,11 +167,11 @@ async def remove_node_objects(kube: KubeClient, node: str, holder: str | None = 
     """Delete the Lease and the Node; either may already be gone. With ``holder``,
     only if the Lease is released or held by ``holder``, and only that version of it
     (a replica that claims it meanwhile keeps it, and the Node with it); False then."""
-    try:
-        lease = await kube.get(lease_path(node))
-    except KubeNotFound:
-        lease = None
-    if lease is not None:
+    for _ in range(_LEASE_DELETE_ATTEMPTS):
+        try:
+            lease = await kube.get(lease_path(node))
+        except KubeNotFound:
+            break
         if holder is not None and holder_of(lease) not in ("", holder):
             return False
         version = (lease.get("metadata") or {}).get("resourceVersion")
@@ -179,9 +181,12 @@ async def remove_node_objects(kube: KubeClient, node: str, holder: str | None = 
                 {"preconditions": {"resourceVersion": version}} if holder is not None else None,
             )
         except KubeConflict:
-            return False
+            continue  # written meanwhile (a last renewal, a release): look again
         except KubeNotFound:
             pass
+        break
+    else:
+        raise KubeError(409, "Conflict", "the Lease kept changing", "DELETE", lease_path(node))
     with contextlib.suppress(KubeNotFound):
         await kube.delete(f"/api/v1/nodes/{node}")
     return True

@@ -64,6 +64,10 @@ class NodeSlot:
         """Set once the first incarnation has registered its node and listed its pods."""
         self.lost: LeaseLost | None = None
         """Why the slot ended by itself: its node's Lease was lost."""
+        self.reclaim_after_deadline = False
+        """Restart, claiming the Lease again, when ownership lapsed only because the
+        Lease could not be renewed in time. For a node being decommissioned: no other
+        replica lists it, so no one else would ever take it and finish the drain."""
 
     @property
     def ready(self) -> bool:
@@ -101,6 +105,9 @@ class NodeSlot:
                 self.serving.set()
         except Exception as error:
             lost = _lease_lost(error)
+            if lost is not None and lost.kind == "deadline" and self.reclaim_after_deadline:
+                log.warning("node stopped: %s; claiming it again to finish its removal", lost)
+                return True
             if lost is not None:
                 self.lost = lost
                 log.warning("node stopped: %s", lost)

@@ -554,14 +554,17 @@ class Supervisor:
                     await release(self._leases, name, self.holder, request_timeout=_RELEASE_TIMEOUT)
                     return
                 self._busy.add(name)
+                # A Lease that could not be renewed in time is claimed again (nobody
+                # else lists the node); one taken by another replica ends the slot.
+                slot.reclaim_after_deadline = True
 
                 def held() -> bool:
-                    node = slot.node
-                    lost = isinstance(node, VirtualNode) and node.tenure.ended is not None
-                    return not slot.stopped.is_set() and not lost
+                    return not slot.stopped.is_set()
 
                 def writable() -> bool:
                     node = slot.node
+                    if node is None:
+                        return False  # between incarnations: ownership not proven
                     return not isinstance(node, VirtualNode) or node.tenure.owned
 
                 removed = await decommission(

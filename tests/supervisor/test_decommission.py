@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from config import DecommissionPolicy
-from nodes.kube import KubeError, KubeNotFound
+from nodes.kube import KubeConflict, KubeError, KubeNotFound
 from nodes.settings import CORDONED_BY
 from supervisor.decommission import DrainFailed, decommission, drain, remove_node_objects
 from tests.manifests import TOLERATION
@@ -200,6 +200,20 @@ async def test_node_and_lease_stay_when_another_replica_holds_the_lease_at_remov
     ]
     # Only the version read: a claim in between makes the delete a 409, not a theft.
     assert mine.deleted_with[0] == {"preconditions": {"resourceVersion": "7"}}
+
+
+async def test_a_lease_renewed_just_before_its_removal_is_read_again_and_still_removed() -> None:
+    class RenewedOnce(ClusterOfOneNode):
+        async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
+            if "/leases/" in path and self.lease["metadata"]["resourceVersion"] == "7":
+                self.lease["metadata"]["resourceVersion"] = "8"  # our own last renewal
+                raise KubeConflict(409, "Conflict", "changed", "DELETE", path)
+            return await super().delete(path, body)
+
+    kube = RenewedOnce("me/1")
+    assert await remove_node_objects(kube, "n", "me/1") is True  # type: ignore[arg-type]
+    assert kube.deleted_with[0] == {"preconditions": {"resourceVersion": "8"}}
+    assert ("DELETE", "/api/v1/nodes/n") in kube.calls
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

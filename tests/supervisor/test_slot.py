@@ -9,6 +9,7 @@ import pytest
 from anyio.abc import TaskStatus
 from prometheus_client import CollectorRegistry
 
+from nodes.lease import LeaseLost
 from supervisor.metrics import ProcessMetrics
 from supervisor.slot import NodeSlot
 
@@ -89,3 +90,38 @@ async def test_one_slot_crash_looping_does_not_touch_a_sibling() -> None:
         assert healthy.ready
         assert healthy.restarts == 0
         group.cancel_scope.cancel()
+
+
+class Losing:
+    """A node whose Lease is lost, first for want of a renewal in time, then taken."""
+
+    ready = False
+
+    def __init__(self, kinds: list[str]) -> None:
+        self._kinds = kinds
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        kind = self._kinds.pop(0)
+        raise LeaseLost(f"lost ({kind})", kind=kind)
+
+
+@pytest.mark.parametrize("reclaim", [False, True])
+async def test_a_lease_lost_in_time_ends_the_slot_unless_it_is_being_decommissioned(
+    reclaim: bool,
+) -> None:
+    kinds = ["deadline", "taken"]
+    built: list[int] = []
+
+    def build() -> Losing:
+        built.append(1)
+        return Losing(kinds)
+
+    slot = NodeSlot("n", "p", build, backoff_initial=0.001, backoff_max=0.001)
+    slot.reclaim_after_deadline = reclaim
+    with anyio.fail_after(5):
+        await slot.run()
+    if reclaim:
+        # Claimed again after the deadline; only another holder ends it.
+        assert len(built) == 2 and slot.lost is not None and slot.lost.kind == "taken"
+    else:
+        assert len(built) == 1 and slot.lost is not None and slot.lost.kind == "deadline"
