@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -34,8 +35,9 @@ class ProjectsConfig(BaseModel):
         """The config file first, then every key file (each once)."""
         return tuple(self.source_hashes)
 
-    @property
+    @cached_property
     def nodes_by_name(self) -> dict[str, NodeConfig]:
+        """Read on every placement, for every node: built once (the model is frozen)."""
         return {node.name: node for node in self.nodes}
 
     def key_groups(self) -> dict[str, tuple[NodeConfig, ...]]:
