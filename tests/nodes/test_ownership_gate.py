@@ -14,6 +14,7 @@ from nodes.kube import KubeClient
 from nodes.lease import LeaseLost, claim, lease_path
 
 from .harness import (
+    RunningNode,
     deployment,
     events,
     eventually,
@@ -37,6 +38,19 @@ def mutations(sim: object, since: float) -> list[str]:
     ]
 
 
+async def two_pods_bound_and_tried(node: RunningNode, namespace: str, app: str) -> None:
+    """A Deployment of two pods on the node, bound, and given many reconcile passes."""
+    await node.kube.post(
+        f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(app, node.name, 2)
+    )
+
+    async def bound() -> bool:
+        return len(await pods(node.kube, namespace, f"app={app}")) == 2
+
+    await eventually(bound, 30, "2 pods bound to the node")
+    await anyio.sleep(3)
+
+
 async def test_a_node_whose_tenure_ended_creates_nothing_and_writes_no_status(
     kube_api: ApiClient, namespace: str
 ) -> None:
@@ -47,15 +61,7 @@ async def test_a_node_whose_tenure_ended_creates_nothing_and_writes_no_status(
     ):
         node.node.tenure.end("handed off (test)")
         ended = time.monotonic()  # the simulator's request log uses this clock
-        await node.kube.post(
-            f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("gated", node.name, 2)
-        )
-
-        async def bound() -> bool:
-            return len(await pods(node.kube, namespace, "app=gated")) == 2
-
-        await eventually(bound, 30, "2 pods bound to the node")
-        await anyio.sleep(3)  # many passes of the reconciler
+        await two_pods_bound_and_tried(node, namespace, "gated")
 
         assert mutations(sim, ended) == []
         assert node.groups() == []
@@ -88,15 +94,7 @@ async def test_a_paused_node_says_nothing_to_its_pods_and_picks_up_where_it_was(
         tenure._standing = membership
         assert tenure.membership_lapsed or not tenure.owned
         paused = time.monotonic()
-        await node.kube.post(
-            f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("paused", node.name, 2)
-        )
-
-        async def bound() -> bool:
-            return len(await pods(node.kube, namespace, "app=paused")) == 2
-
-        await eventually(bound, 30, "2 pods bound to the node")
-        await anyio.sleep(3)  # many passes of the reconciler
+        await two_pods_bound_and_tried(node, namespace, "paused")
 
         assert mutations(sim, paused) == []
         for pod in await pods(node.kube, namespace, "app=paused"):
