@@ -83,9 +83,12 @@ class Informer:
         while True:
             try:
                 version = await self._relist()
-            except KubeError as error:
+            except Exception as error:  # the cache's owner must never die of a list
                 self.synced = False
-                log.warning("list %s failed: %s", self._path, error, extra=self._log_extra)
+                if isinstance(error, KubeError):
+                    log.warning("list %s failed: %s", self._path, error, extra=self._log_extra)
+                else:
+                    log.exception("list %s failed unexpectedly", self._path, extra=self._log_extra)
                 await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
                 backoff = min(backoff * 2, max(self._max_backoff, 0.5))
                 continue
@@ -146,6 +149,14 @@ class Informer:
                 )
                 await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
                 backoff = min(backoff * 2, self._max_backoff)
+            except Exception:  # what nobody foresaw: list again, from scratch
+                log.exception(
+                    "watch of %s failed unexpectedly; listing again",
+                    self._path,
+                    extra=self._log_extra,
+                )
+                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+                return
 
     def _apply(self, kind: str, obj: JSON) -> None:
         if kind == "BOOKMARK":

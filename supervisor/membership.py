@@ -41,15 +41,15 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
-from nodes.kube import KubeClient, KubeConflict, KubeError, KubeGone, KubeNotFound
+from nodes.informer import Informer
+from nodes.kube import KubeClient, KubeConflict, KubeError, KubeNotFound
 from nodes.lease import identity_of
 from nodes.node_object import micro_timestamp
 from nodes.tenure import renew_deadline
@@ -537,75 +537,53 @@ class MemberKeeper:
 # --- everyone's Leases, watched -------------------------------------------------------
 
 
-@dataclass
 class MemberWatch:
-    """Keeps a ``MemberView`` in step with the membership Leases of the namespace."""
+    """Keeps a ``MemberView`` in step with the membership Leases of the namespace: an
+    ``Informer`` (list, watch, relist) whose changes become the view's, and, after
+    every resync interval, the Leases of replicas long gone deleted."""
 
-    kube: KubeClient
-    namespace: str
-    view: MemberView
-    on_change: Callable[[], None]
-    _extra: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        view: MemberView,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.view = view
+        self.on_change = on_change
+        self._leases = Informer(
+            kube,
+            _collection(namespace),
+            {"labelSelector": MEMBER_LABEL},
+            on_change=self._changed,
+            resync_interval=_RESYNC,
+            watch_timeout=_WATCH_TIMEOUT,
+            silence_timeout=_WATCH_SILENCE,
+        )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        started = False
-        backoff = 0.5
-        while True:
-            try:
-                version = await self._list()
-            except KubeError as error:
-                log.warning("listing membership Leases failed: %s", error)
-                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
-                backoff = min(backoff * 2, 10.0)
-                continue
-            except Exception:
-                log.exception("listing membership Leases failed unexpectedly")
-                await anyio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
-            if not started:
-                task_status.started()
-                started = True
-            await self._forget_the_long_gone()
-            await self._watch(version)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(self._leases.run)
+            self.view.synced = True
+            self.on_change()
+            task_status.started()
+            while True:
+                await anyio.sleep(_RESYNC)
+                await self._forget_the_long_gone()
 
-    async def _list(self) -> str:
-        page = await self.kube.get(_collection(self.namespace), {"labelSelector": MEMBER_LABEL})
-        records = [r for r in (parse_member(item) for item in page.get("items") or []) if r]
-        self.view.replace(records, time.monotonic())
-        self.on_change()
-        return str((page.get("metadata") or {}).get("resourceVersion") or "")
-
-    async def _watch(self, version: str) -> None:
-        deadline = time.monotonic() + _RESYNC
-        while time.monotonic() < deadline:
-            params = {
-                "labelSelector": MEMBER_LABEL,
-                "resourceVersion": version,
-                "allowWatchBookmarks": "true",
-            }
-            try:
-                async with aclosing(
-                    self.kube.watch(
-                        _collection(self.namespace),
-                        params,
-                        _WATCH_TIMEOUT,
-                        silence_timeout=_WATCH_SILENCE,
-                    )
-                ) as events:
-                    async for kind, obj in events:
-                        version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                        self._apply(kind, obj)
-            except KubeGone:
-                return
-            except Exception as error:  # any surprise: list again, from scratch
-                if isinstance(error, KubeError):
-                    log.warning("membership watch dropped: %s; listing again", error)
-                else:
-                    log.exception("membership watch failed unexpectedly; listing again")
-                await anyio.sleep(0.5 + random.random())  # noqa: S311
-                return
+    def _changed(self, name: str) -> None:
+        lease = self._leases.items.get(name)
+        record = parse_member(lease) if lease is not None else None
+        if record is not None:
+            changed = self.view.observe(record, time.monotonic())
+        elif lease is None and name.startswith(_PREFIX):
+            changed = self.view.forget(name[len(_PREFIX) :])
+        else:
+            return
+        if changed and self.view.synced:
+            self.on_change()
 
     async def _forget_the_long_gone(self) -> None:
         for record in self.view.silent_for(FORGET_AFTER, time.monotonic()):
@@ -626,17 +604,3 @@ class MemberWatch:
                 record.identity,
                 FORGET_AFTER / 60,
             )
-
-    def _apply(self, kind: str, obj: JSON) -> None:
-        if kind == "BOOKMARK":
-            return
-        record = parse_member(obj)
-        if record is None:
-            return
-        changed = (
-            self.view.forget(record.identity)
-            if kind == "DELETED"
-            else self.view.observe(record, time.monotonic())
-        )
-        if changed:
-            self.on_change()
