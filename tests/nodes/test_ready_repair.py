@@ -56,6 +56,19 @@ def unreachable_taints(node: dict[str, Any]) -> list[str]:
     return [t["effect"] for t in node["spec"].get("taints") or [] if t["key"] == UNREACHABLE]
 
 
+async def partition_until_unknown(proxy: TcpProxy, admin: KubeClient, path: str) -> None:
+    """Cut the node off until the lifecycle controller says Unknown and taints it
+    unreachable, then heal the partition."""
+    proxy.cut()
+
+    async def lapsed() -> bool:
+        found = await admin.get(path)
+        return ready(found) == "Unknown" and bool(unreachable_taints(found))
+
+    await eventually(lapsed, 60, "Ready=Unknown and the unreachable taint")
+    proxy.heal()
+
+
 async def test_ready_and_the_taints_come_back_within_15s_of_a_healed_partition(
     kube_api: ApiClient, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
@@ -90,14 +103,7 @@ async def test_ready_and_the_taints_come_back_within_15s_of_a_healed_partition(
                 return reasons.get("SaladCloudReachable") == "APIReachable"
 
             await eventually(settled, 60, "the node Ready, SaladCloud reachable, status written")
-            proxy.cut()
-
-            async def lapsed() -> bool:
-                found = await admin.get(path)
-                return ready(found) == "Unknown" and bool(unreachable_taints(found))
-
-            await eventually(lapsed, 60, "Ready=Unknown and the unreachable taint")
-            proxy.heal()
+            await partition_until_unknown(proxy, admin, path)
             healed_at = time.monotonic()
             await eventually(is_ready, 15, "Ready=True without unreachable taints again")
             print(f"repaired {time.monotonic() - healed_at:.1f}s after the partition healed")
@@ -131,14 +137,7 @@ async def test_a_node_that_kept_its_lease_repairs_ready_from_the_server_node(
             )
 
         await eventually(settled, 30, "the node Ready, SaladCloud reachable, status written")
-        proxy.cut()
-
-        async def lapsed() -> bool:
-            found = await admin.get(path)
-            return ready(found) == "Unknown" and bool(unreachable_taints(found))
-
-        await eventually(lapsed, 60, "Ready=Unknown and the unreachable taint")
-        proxy.heal()
+        await partition_until_unknown(proxy, admin, path)
 
         async def repaired() -> bool:
             found = await admin.get(path)
