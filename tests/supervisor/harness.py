@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import yaml
+from anyio.abc import Process
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from config import ProcessSettings
@@ -158,3 +161,38 @@ async def schedulable(kube: KubeClient, names: Sequence[str]) -> bool:
         if conditions.get("Ready") != "True" or taints & NOT_SCHEDULABLE_TAINTS:
             return False
     return True
+
+
+@asynccontextmanager
+async def salad_vk_run(
+    config: Path,
+    kubeconfig: Path,
+    log: Path,
+    *extra: str,
+    metrics_address: str = "127.0.0.1:0",
+) -> AsyncIterator[Process]:
+    """``salad-vk run`` in a process of its own, its output in ``log``; killed if the
+    block leaves it running. Its kubelet API takes a free port: several may run at once."""
+    command = [
+        sys.executable,
+        "-m",
+        "supervisor",
+        "run",
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--metrics-address",
+        metrics_address,
+        "--kubelet-address",
+        "127.0.0.1:0",
+        *extra,
+    ]
+    with log.open("ab") as sink:
+        process = await anyio.open_process(command, stdout=sink, stderr=sink)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

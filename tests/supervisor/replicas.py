@@ -16,7 +16,6 @@ import itertools
 import json
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -34,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nodes.kube import KubeClient, KubeError
 from nodes.saladcloud.simulator import Simulator
 
-from .harness import ORG
+from .harness import ORG, salad_vk_run
 
 GRACE_SECONDS = 40.0
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
@@ -128,38 +127,22 @@ async def replica(
     leaves it running."""
     port = free_port()
     log = work / f"{identity}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "supervisor",
-        "run",
-        "--config",
-        str(projects),
-        "--kubeconfig",
-        str(kubeconfig),
+    async with salad_vk_run(
+        projects,
+        kubeconfig,
+        log,
         "--identity",
         identity,
         "--lease-namespace",
         namespace,
-        "--metrics-address",
-        f"127.0.0.1:{port}",
-        # Several replicas on one host: each its own kubelet API port.
-        "--kubelet-address",
-        "127.0.0.1:0",
         "--log-format",
         "json",
         "--config-poll-interval-seconds",
         "0.5",
         *extra,
-    ]
-    with log.open("ab") as sink:
-        process = await anyio.open_process(command, stdout=sink, stderr=sink)
-    try:
+        metrics_address=f"127.0.0.1:{port}",
+    ) as process:
         yield Replica(identity, process, port, log)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def _when(value: str) -> datetime:

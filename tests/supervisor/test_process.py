@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-from anyio.abc import Process
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeClient
@@ -23,40 +19,12 @@ from nodes.saladcloud.simulator import Simulator
 from tests.controlplane.cluster import ControlPlane
 from tests.nodes.harness import deployment, eventually, phase, pods
 
-from .harness import ORG, ConfigMapDir, key_of, projects_yaml, simulator
+from .harness import ORG, ConfigMapDir, key_of, projects_yaml, salad_vk_run, simulator
 
 pytestmark = pytest.mark.anyio
 
 BURST = 50
-
-
-@asynccontextmanager
-async def salad_vk_run(config: Path, kubeconfig: Path, log: Path) -> AsyncIterator[Process]:
-    """``salad-vk run`` in a process of its own; killed if the block leaves it running."""
-    command = [
-        sys.executable,
-        "-m",
-        "supervisor",
-        "run",
-        "--config",
-        str(config),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--kubelet-address",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-    ]
-    with log.open("ab") as sink:
-        process = await anyio.open_process(command, stdout=sink, stderr=sink)
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+JSON_LOGS = ("--log-format", "json")
 
 
 def live_groups(sim: Simulator, project: str) -> list[ContainerGroup]:
@@ -88,7 +56,7 @@ async def test_kill_9_mid_burst_then_restart_converges_and_sigterm_deletes_nothi
             ready = {c["type"]: c["status"] for c in node["status"].get("conditions") or []}
             return ready.get("Ready") == "True" and bool(lease["spec"].get("renewTime"))
 
-        async with salad_vk_run(config.path, control_plane.kubeconfig, log) as first:
+        async with salad_vk_run(config.path, control_plane.kubeconfig, log, *JSON_LOGS) as first:
             await eventually(node_ready, 30, "the node registered")
             await kube.post(
                 f"/apis/apps/v1/namespaces/{namespace}/deployments",
@@ -104,7 +72,7 @@ async def test_kill_9_mid_burst_then_restart_converges_and_sigterm_deletes_nothi
         created_before_kill = len(live_groups(sim, project))
         assert created_before_kill < BURST, "the kill must land in the middle of the burst"
 
-        async with salad_vk_run(config.path, control_plane.kubeconfig, log) as second:
+        async with salad_vk_run(config.path, control_plane.kubeconfig, log, *JSON_LOGS) as second:
 
             async def converged() -> bool:
                 found = await pods(kube, namespace, "app=burst")
@@ -131,7 +99,7 @@ async def test_kill_9_mid_burst_then_restart_converges_and_sigterm_deletes_nothi
             assert code == 0
         assert len(live_groups(sim, project)) == BURST, "stopping deleted nothing"
 
-        async with salad_vk_run(config.path, control_plane.kubeconfig, log) as third:
+        async with salad_vk_run(config.path, control_plane.kubeconfig, log, *JSON_LOGS) as third:
             await kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/burst")
 
             async def cleaned_up() -> bool:

@@ -23,9 +23,12 @@ from nodes.kube import KubeClient
 from tests.controlplane.cluster import ControlPlane
 from tests.nodes.harness import deployment, eventually
 
+from .harness import salad_vk_run
+
 pytestmark = pytest.mark.anyio
 
 GRACE = 2.0
+GRACE_FLAG = ("--shutdown-grace-seconds", str(GRACE))
 MARGIN = 5.0
 """What the process may take past the grace, as promised: the grace plus 5 s."""
 
@@ -120,34 +123,6 @@ def kubeconfig_to(folder: Path, server: str) -> Path:
     return path
 
 
-@asynccontextmanager
-async def salad_vk_run(
-    config: Path, kubeconfig: Path, log: Path
-) -> AsyncIterator[anyio.abc.Process]:
-    command = [
-        sys.executable,
-        "-m",
-        "supervisor",
-        "run",
-        "--config",
-        str(config),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--shutdown-grace-seconds",
-        str(GRACE),
-    ]
-    with log.open("ab") as sink:
-        process = await anyio.open_process(command, stdout=sink, stderr=sink)
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
 async def sigterm(process: anyio.abc.Process) -> tuple[int, float]:
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
@@ -174,7 +149,7 @@ async def test_sigterm_while_the_kubernetes_api_accepts_and_never_answers(
     async with anyio.create_task_group() as serving:
         serving.start_soon(listener.serve, never_answer)
         kubeconfig = kubeconfig_to(tmp_path, f"http://127.0.0.1:{port}")
-        async with salad_vk_run(config, kubeconfig, log) as process:
+        async with salad_vk_run(config, kubeconfig, log, *GRACE_FLAG) as process:
             with anyio.fail_after(60):
                 await connected.wait()  # start-up now waits on the silent API server
             code, took = await sigterm(process)
@@ -223,7 +198,7 @@ async def test_sigterm_with_a_create_stuck_in_a_stalled_saladcloud_pool(
     log = tmp_path / "salad-vk.log"
     async with salad.serving() as api_url:
         config = write_projects(tmp_path, api_url, node)
-        async with salad_vk_run(config, control_plane.kubeconfig, log) as process:
+        async with salad_vk_run(config, control_plane.kubeconfig, log, *GRACE_FLAG) as process:
             await kube.post(
                 f"/apis/apps/v1/namespaces/{namespace}/deployments",
                 deployment("stuck", node, 3),
