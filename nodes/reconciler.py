@@ -88,6 +88,7 @@ from .saladcloud.errors import (
     project_not_found_message,
 )
 from .saladcloud.models import ContainerGroup
+from .saladcloud.ratelimit import Priority
 from .settings import CORDONED_BY, NodeSettings
 from .tenure import NotOwned
 from .translate import (
@@ -269,8 +270,12 @@ class Reconciler:
     async def _list(self) -> None:
         sent = time.monotonic()
         self._next_list = sent + self._poll_interval()
+        # Until its first list the node decides nothing, its creates and deletes
+        # included: that list ranks as they do, or another node's burst of creates on
+        # the key would hold this node's first pod back until the burst was over.
+        priority = Priority.POLL if self._listing is not None else Priority.MUTATION
         try:
-            groups = await self._salad.list_container_groups()
+            groups = await self._salad.list_container_groups(priority=priority)
         except SaladError as error:
             health = health_from_error(error, listing=True)
             if health is not None:
@@ -555,7 +560,9 @@ class Reconciler:
             # Not in the list as ours (a full list hides some): ask before deleting, so
             # that a group of this name owned by another pod is never deleted.
             try:
-                found = await self._salad.get_container_group(track.group)
+                found = await self._salad.get_container_group(
+                    track.group, priority=Priority.MUTATION
+                )
             except SaladNotFound:
                 found = None
             if found is not None and not is_ours(found, track):
@@ -813,7 +820,9 @@ class Reconciler:
         group = listed
         if group is None:
             try:
-                group = await self._salad.get_container_group(debt.group)
+                group = await self._salad.get_container_group(
+                    debt.group, priority=Priority.MUTATION
+                )
             except SaladNotFound:
                 log.info("owed deletion of %s: already gone", debt.group, extra=self._extra)
                 return "drop"

@@ -75,6 +75,9 @@ class _GpuClassList(_List):
     items: list[models.GpuClass] = Field(default_factory=list)
 
 
+_MUTATION = Priority.MUTATION
+
+
 @dataclass(frozen=True)
 class _Call:
     operation: str
@@ -83,6 +86,9 @@ class _Call:
     priority: Priority
     body: bytes | None = None
     content_type: str = _JSON
+    changes: bool = False
+    """The call changes the project, so the ownership gate is asked before it is sent.
+    Not the same as ranking as a mutation: a read a mutation waits for ranks as one."""
 
 
 @dataclass
@@ -142,13 +148,19 @@ class SaladClient:
 
     # --- container groups ------------------------------------------------------------
 
-    async def list_container_groups(self) -> list[models.ContainerGroup]:
-        """At most 100 groups: the API has no way to page past them."""
-        call = _Call("list_container_groups", "GET", self._containers(), Priority.POLL)
+    async def list_container_groups(
+        self, *, priority: Priority = Priority.POLL
+    ) -> list[models.ContainerGroup]:
+        """At most 100 groups: the API has no way to page past them. ``priority`` is
+        ``MUTATION`` for a list the node's mutations wait for (its first)."""
+        call = _Call("list_container_groups", "GET", self._containers(), priority)
         return self._parse(call, await self._send(call), _GroupList).items
 
-    async def get_container_group(self, name: str) -> models.ContainerGroup:
-        call = _Call("get_container_group", "GET", self._containers(name), Priority.POLL)
+    async def get_container_group(
+        self, name: str, *, priority: Priority = Priority.POLL
+    ) -> models.ContainerGroup:
+        """``priority`` is ``MUTATION`` for the look a deletion waits for."""
+        call = _Call("get_container_group", "GET", self._containers(name), priority)
         return self._parse(call, await self._send(call), models.ContainerGroup)
 
     async def create_container_group(
@@ -161,6 +173,7 @@ class SaladClient:
             self._containers(),
             Priority.MUTATION,
             body=_encode(body),
+            changes=True,
         )
         return self._parse(call, await self._send(call), models.ContainerGroup)
 
@@ -174,20 +187,21 @@ class SaladClient:
             Priority.MUTATION,
             body=_encode(patch),
             content_type=_MERGE_PATCH,
+            changes=True,
         )
         return self._parse(call, await self._send(call), models.ContainerGroup)
 
     async def delete_container_group(self, name: str) -> None:
-        call = _Call("delete_container_group", "DELETE", self._containers(name), Priority.MUTATION)
-        await self._send(call)
+        path = self._containers(name)
+        await self._send(_Call("delete_container_group", "DELETE", path, _MUTATION, changes=True))
 
     async def start_container_group(self, name: str) -> None:
         path = self._containers(name, "start")
-        await self._send(_Call("start_container_group", "POST", path, Priority.MUTATION))
+        await self._send(_Call("start_container_group", "POST", path, _MUTATION, changes=True))
 
     async def stop_container_group(self, name: str) -> None:
         path = self._containers(name, "stop")
-        await self._send(_Call("stop_container_group", "POST", path, Priority.MUTATION))
+        await self._send(_Call("stop_container_group", "POST", path, _MUTATION, changes=True))
 
     async def list_instances(self, name: str) -> list[models.ContainerGroupInstance]:
         path = self._containers(name, "instances")
@@ -202,9 +216,10 @@ class SaladClient:
     # --- organization ----------------------------------------------------------------
 
     async def list_gpu_classes(self) -> list[models.GpuClass]:
-        call = _Call(
-            "list_gpu_classes", "GET", self._organization_path("gpu-classes"), Priority.POLL
-        )
+        """Read for a create that names GPU classes, so it ranks as the create does:
+        at ``POLL`` it would wait out every other node's creates on the key."""
+        path = self._organization_path("gpu-classes")
+        call = _Call("list_gpu_classes", "GET", path, Priority.MUTATION)
         return self._parse(call, await self._send(call), _GpuClassList).items
 
     async def get_quotas(self) -> models.Quotas:
@@ -250,9 +265,9 @@ class SaladClient:
                 if self._guard is not None:
                     self._guard(call.operation)
                 raise SaladUnavailable(call.operation, detail="the node is stopping") from None
-            # Every call the limiter ranks as a mutation changes the project: asked after
-            # the wait for a token and before each retry, as close to sending as it gets.
-            if self._guard is not None and call.priority is Priority.MUTATION:
+            # Asked of every call that changes the project after the wait for a token and
+            # before each retry, as close to sending as it gets.
+            if self._guard is not None and call.changes:
                 self._guard(call.operation)
             if self._metrics is not None:
                 self._metrics.ratelimiter_wait.labels(
@@ -292,7 +307,7 @@ class SaladClient:
             headers["Content-Type"] = call.content_type
         extensions = {}
         guard = self._guard
-        if guard is not None and call.priority is Priority.MUTATION:
+        if guard is not None and call.changes:
             # Asked again by the in-flight window once the request has its slot.
             extensions[BEFORE_SEND] = functools.partial(guard, call.operation)
         started = time.perf_counter()

@@ -13,14 +13,18 @@ two pods take to reach their nodes they took 61 s (``tests/benchmarks/fleet.py``
 20 nodes on one key); at 5 % they fit in ~52 s, still never above 228 a minute.
 
 Grants go to the most urgent waiter first: every mutation (create, delete, start,
-stop, patch) before any poll, polls before detail reads, and all of them before any
-log read (``kubectl logs``), whichever node asked. A log read also leaves part of the
-burst in the bucket (``_LOG_RESERVE``), so that however many log streams follow a key,
-a burst of creates that arrives finds tokens waiting instead of an empty bucket. Among
-waiters of one priority, nodes get turns in proportion to their weights, by
-self-clocked fair queueing (each request gets a virtual finish tag
-``max(now_v, node's last tag) + 1/weight``; the smallest tag goes next), so a node
-that polls in a tight loop cannot starve a quiet one.
+stop, patch), and every read a mutation waits for (a node's first list, the GPU
+classes a create needs, the look before a delete), before any poll, polls before
+detail reads, and all of them before any log read (``kubectl logs``), whichever node
+asked. A read ranked with the mutations matters when the key is busy: at poll rank, a
+node's first list waited out a 200-create burst of the other nodes on its key, and
+the node created nothing until then (``tests/benchmarks/fleet.py``, 20 nodes on one
+key). A log read also leaves part of the burst in the bucket (``_LOG_RESERVE``), so
+that however many log streams follow a key, a burst of creates that arrives finds
+tokens waiting instead of an empty bucket. Among waiters of one priority, nodes get
+turns in proportion to their weights, by self-clocked fair queueing (each request
+gets a virtual finish tag ``max(now_v, node's last tag) + 1/weight``; the smallest tag
+goes next), so a node that polls in a tight loop cannot starve a quiet one.
 
 Waiting is an ordinary ``await``: cancelling it (an anyio cancel scope) removes the
 waiter and hands the turn on. A token is taken only in the same synchronous step
@@ -66,6 +70,7 @@ class Priority(enum.IntEnum):
     """Lower values are granted first."""
 
     MUTATION = 0
+    """Changes to the project, and the reads they wait for."""
     POLL = 1
     DETAIL = 2
     """Reads the list cannot replace (instances, for readiness): they get what the

@@ -7,7 +7,9 @@
 
 Starts a loopback control plane, ``salad-vk simulate`` (one project per node, the real
 240 requests/min per key) and ``salad-vk run`` as separate processes, so the figures
-are the supervisor's alone. Phases: start-up (until every node is Ready), burst (one
+are the supervisor's alone. Phases: start-up (until every node is Ready, then
+``--settle`` seconds so that the burst meets the keys as they run, not their start-up
+lists; ``--settle 0`` bursts at once), burst (one
 Deployment per node created at once, until every pod is Running), steady (``--observe``
 seconds), optionally staleness (``--staleness N``: N groups stopped in the simulator,
 one at a time; the time until each pod shows it), then shutdown
@@ -231,6 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "poll_interval": args.poll_interval,
             "time_scale": args.time_scale,
             "shutdown_grace": args.shutdown_grace,
+            "settle": args.settle,
         },
         "figures": figures,
     }
@@ -290,6 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     _wait(lambda: _readyz(url), args.ready_timeout, "nodes Ready")
                     figures["nodes Ready after start (s)"] = _fmt(time.monotonic() - launched)
                     load_max = max(load_max, _load())
+                    time.sleep(args.settle)
 
                     boundaries["burst"] = timeline.scrape()
                     timeline.phase = "burst"
@@ -349,6 +353,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 exit_after = time.monotonic() - signalled
                 timeline.stop()
             requests = observe.salad_requests(sim_url, launched)
+    # Every request, for questions the figures do not answer (what took a token when).
+    with (out / "requests.jsonl").open("w") as journal:
+        for record in requests:
+            journal.write(json.dumps({**record, "t": round(record["wall"] - started, 3)}) + "\n")
     load_end = _load()
     samples = timeline.samples
     result["machine"] = {
@@ -432,6 +440,9 @@ def main() -> None:
     parser.add_argument("--shutdown-grace", type=float, default=20.0)
     parser.add_argument("--staleness", type=int, default=0, help="groups to stop, one by one")
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (steady)")
+    parser.add_argument(
+        "--settle", type=float, default=15.0, help="seconds between all Ready and the burst"
+    )
     parser.add_argument("--ready-timeout", type=float, default=900.0)
     parser.add_argument("--burst-timeout", type=float, default=900.0)
     parser.add_argument("--out", type=Path, help="where result.json and report.md go")

@@ -132,7 +132,12 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
         "",
         f"{config['nodes']} nodes x {config['pods_per_node']} pods, {config['keys']} API "
         f"key(s) at {config['rate_limit']}/min, poll interval {config['poll_interval']} s, "
-        f"simulator time scale {config['time_scale']}.",
+        f"simulator time scale {config['time_scale']}"
+        + (
+            f"; the burst began {config['settle']} s after all were Ready."
+            if "settle" in config
+            else "."
+        ),
         "",
         "| figure | value |",
         "|---|---|",

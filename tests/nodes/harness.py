@@ -35,10 +35,10 @@ TIME_SCALE = 600.0
 
 
 @asynccontextmanager
-async def simulator(project: str, **overrides: Any) -> AsyncIterator[Simulator]:
+async def simulator(*projects: str, **overrides: Any) -> AsyncIterator[Simulator]:
     values: dict[str, Any] = {
         "listen": "127.0.0.1:0",
-        "project": [f"{ORG}/{project}"],
+        "project": [f"{ORG}/{project}" for project in projects],
         "api-key": [KEY],
         "rate-limit": 6000,
         "time-scale": TIME_SCALE,
@@ -89,12 +89,13 @@ async def running_node(
     *,
     requests_per_minute: int = 6000,
     keep_node: bool = False,
+    budget: KeyBudget | None = None,
 ) -> AsyncIterator[RunningNode]:
     """Serve ``settings`` until the block ends; then stop it and (unless ``keep_node``,
-    as when a test restarts it) delete its Node."""
+    as when a test restarts it) delete its Node. Nodes given one ``budget`` share a key."""
     registry = CollectorRegistry()
     metrics = NodeMetrics(registry)
-    budget = KeyBudget(requests_per_minute)
+    budget = budget if budget is not None else KeyBudget(requests_per_minute)
     kube = KubeClient(kube_api, node="test")
     settings = replace(settings, cluster=await read_cluster_facts(kube))
     # The node's gate guards its SaladCloud mutations too, as in the supervisor.

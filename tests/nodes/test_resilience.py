@@ -12,6 +12,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 
 from nodes.kube import KubeError, KubeNotFound
 from nodes.saladcloud.models import ContainerGroup
+from nodes.saladcloud.ratelimit import Priority
 from tests.manifests import TOLERATION
 
 from .harness import (
@@ -58,8 +59,8 @@ async def test_groups_missing_from_lists_are_asked_for_by_name_not_taken_for_gon
         salad = node.node.reconciler._salad
         real_list = salad.list_container_groups
 
-        async def empty_list() -> list[ContainerGroup]:
-            await real_list()
+        async def empty_list(*, priority: Priority = Priority.POLL) -> list[ContainerGroup]:
+            await real_list(priority=priority)
             return []
 
         salad.list_container_groups = empty_list  # type: ignore[method-assign]
