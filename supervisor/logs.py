@@ -36,6 +36,8 @@ _node: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
 _MASK = "***"
 _WORD_CHAR = r"[A-Za-z0-9_\-]"
 """Characters that continue a token: a secret next to one is part of a longer word."""
+_TOKEN = re.compile(f"{_WORD_CHAR}{{{MIN_MASKED_SECRET},}}")
+"""A whole token long enough to be a secret (``_WORD_CHAR`` runs are maximal here)."""
 
 
 @contextlib.contextmanager
@@ -49,12 +51,23 @@ def node_context(node: str, project: str) -> Iterator[None]:
 
 
 class Redactor:
-    """The set of secret strings that must never be written out."""
+    """The set of secret strings that must never be written out.
+
+    A secret made only of token characters (every SaladCloud API key) can only ever be
+    a whole token, so such secrets are found by cutting the text into tokens (one C
+    scan) and looking each up in a set. One regex alternation of every secret, rebuilt
+    on each ``add``, cost a thousand nodes 20 s of start-up with the event loop stopped
+    and a few milliseconds for every line logged after (``docs/benchmarks.md``). The
+    rare secret with other characters (a registry password, say) still goes through
+    an alternation, built when first needed.
+    """
 
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
+        self._tokens: set[str] = set()
+        self._others: set[str] = set()
         self._too_short: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._pattern_stale = False
         self._lock = threading.Lock()
 
     def add(self, secret: str, *, owner: str = "") -> None:
@@ -75,18 +88,33 @@ class Redactor:
                 )
             return
         with self._lock:
-            if secret in self._secrets:
-                return
-            self._secrets.add(secret)
-            # Longest first, so a secret that contains another is masked whole.
-            alternatives = "|".join(
-                re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)
-            )
-            self._pattern = re.compile(f"(?<!{_WORD_CHAR})(?:{alternatives})(?!{_WORD_CHAR})")
+            if _TOKEN.fullmatch(secret):
+                self._tokens.add(secret)
+            elif secret not in self._others:
+                self._others.add(secret)
+                self._pattern_stale = True
 
     def scrub(self, text: str) -> str:
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(_MASK, text)
+        # Secrets with other characters first: one may contain a token-only secret,
+        # which must not be masked on its own and leave the rest of the longer one.
+        pattern = self._other_pattern()
+        if pattern is not None:
+            text = pattern.sub(_MASK, text)
+        tokens = self._tokens
+        if tokens:
+            text = _TOKEN.sub(lambda m: _MASK if m.group() in tokens else m.group(), text)
+        return text
+
+    def _other_pattern(self) -> re.Pattern[str] | None:
+        if self._pattern_stale:
+            with self._lock:
+                # Longest first, so a secret that contains another is masked whole.
+                alternatives = "|".join(
+                    re.escape(s) for s in sorted(self._others, key=len, reverse=True)
+                )
+                self._pattern = re.compile(f"(?<!{_WORD_CHAR})(?:{alternatives})(?!{_WORD_CHAR})")
+                self._pattern_stale = False
+        return self._pattern
 
 
 class _NodeFields(logging.Filter):

@@ -106,3 +106,17 @@ def test_a_key_shorter_than_8_is_not_masked_and_said_once_without_the_key() -> N
     assert "the API key of salad-a is 6 characters long, shorter than 8" in lines[0]
     assert "shortk" not in lines[0].replace("salad-shortk", "")
     assert lines[1].endswith("node salad-shortk up")
+
+
+def test_with_a_thousand_keys_registered_each_is_masked_and_nothing_else() -> None:
+    stream, redactor = _capture("json")
+    keys = [f"salad_cloud_user_{i:04d}_{'k' * 24}" for i in range(1000)]
+    for key in keys:
+        redactor.add(key)
+    log = logging.getLogger("x")
+    log.info("first %s, last %s", keys[0], keys[-1], extra={"detail": keys[500]})
+    log.info("a near miss %s_ and %s", keys[1], "salad_cloud_user_1000_" + "k" * 24)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "first ***, last ***"
+    assert first["detail"] == "***"
+    assert second["message"] == f"a near miss {keys[1]}_ and salad_cloud_user_1000_{'k' * 24}"
