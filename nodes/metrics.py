@@ -70,17 +70,27 @@ class NodeMetrics:
             ["node", "operation", "reason"],
             registry=registry,
         )
+        # The latency histograms are the process's, not each node's: per node, three
+        # of them were 63,000 of the 87,000 lines of a 1,000-node page, and rendering
+        # it cost a second of CPU at every scrape (docs/benchmarks.md). Which node is
+        # held back shows in the per-node counters and the lease age.
         self.ratelimiter_wait = Histogram(
             "salad_vk_ratelimiter_wait_seconds",
             "Time a request waited for the per-API-key rate limiter.",
-            ["node", "priority"],
+            ["priority"],
             buckets=_SLOW,
+            registry=registry,
+        )
+        self.ratelimiter_waited = Counter(
+            "salad_vk_ratelimiter_waited_seconds_total",
+            "Seconds the node's requests spent waiting for its API key's budget, by priority"
+            " (its rate: how much of the time the limit holds the node back).",
+            ["node", "priority"],
             registry=registry,
         )
         self.lease_renewal_duration = Histogram(
             "salad_vk_lease_renewal_duration_seconds",
-            "Latency of successful Lease renewals.",
-            ["node"],
+            "Latency of successful Lease renewals, every node's.",
             buckets=_FAST,
             registry=registry,
         )
@@ -106,8 +116,7 @@ class NodeMetrics:
         )
         self.reconcile_duration = Histogram(
             "salad_vk_reconcile_duration_seconds",
-            "Duration of one reconcile pass over all of a node's pods.",
-            ["node"],
+            "Duration of one reconcile pass over all of a node's pods, every node's.",
             buckets=_SLOW,
             registry=registry,
         )
@@ -146,7 +155,7 @@ class NodeMetrics:
         )
 
     def lease_renewed(self, node: str, duration: float) -> None:
-        self.lease_renewal_duration.labels(node=node).observe(duration)
+        self.lease_renewal_duration.observe(duration)
         self._lease_age.last_renewal[node] = time.monotonic()
 
     def forget_node(self, node: str) -> None:
@@ -156,12 +165,10 @@ class NodeMetrics:
             self.saladcloud_requests,
             self.saladcloud_rate_limited,
             self.saladcloud_retries,
-            self.ratelimiter_wait,
-            self.lease_renewal_duration,
+            self.ratelimiter_waited,
             self.lease_renewal_failures,
             self.pods,
             self.container_groups,
-            self.reconcile_duration,
             self.pod_refusals,
             self.saladcloud_up,
             self.orphans_deleted,

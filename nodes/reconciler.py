@@ -263,9 +263,7 @@ class Reconciler:
             started = time.monotonic()
             self._pass(actions, listing)
             if self._metrics is not None:
-                self._metrics.reconcile_duration.labels(node=self._settings.name).observe(
-                    time.monotonic() - started
-                )
+                self._metrics.reconcile_duration.observe(time.monotonic() - started)
 
     async def _list(self) -> None:
         sent = time.monotonic()

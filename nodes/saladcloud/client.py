@@ -270,9 +270,11 @@ class SaladClient:
             if self._guard is not None and call.changes:
                 self._guard(call.operation)
             if self._metrics is not None:
-                self._metrics.ratelimiter_wait.labels(
-                    node=self._node, priority=call.priority.label
-                ).observe(waited)
+                priority = call.priority.label
+                self._metrics.ratelimiter_wait.labels(priority=priority).observe(waited)
+                self._metrics.ratelimiter_waited.labels(node=self._node, priority=priority).inc(
+                    waited
+                )
             outcome = await self._attempt(call, reached_server)
             if isinstance(outcome, httpx.Response):
                 self._set_up(1)
