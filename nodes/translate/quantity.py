@@ -6,6 +6,7 @@ Exact arithmetic matters at the edges: ``1Gi`` must be exactly 1024 MiB, and
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -22,6 +23,13 @@ def parse_quantity(value: object) -> Fraction | None:
     """
     if not isinstance(value, str):
         return _json_number(value)
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Fraction | None:
+    # Cached: every node compares its capacity with the server's Node each lease
+    # interval, the same few strings parsed 200 times a second at 1,000 nodes.
     try:
         return Fraction(exact_quantity(value.strip()))
     except ValueError:
