@@ -12,10 +12,11 @@ are the supervisor's alone. Phases: start-up (until every node is Ready, then
 lists; ``--settle 0`` bursts at once), burst (one
 Deployment per node created at once, until every pod is Running), steady (``--observe``
 seconds), optionally staleness (``--staleness N``: N groups stopped in the simulator,
-one at a time; the time until each pod shows it), then shutdown
-(SIGTERM, timed). Throughout, a timeline samples Lease renewals, ``/healthz`` latency,
-CPU, RSS and pods Running; ``/metrics`` is scraped every 15 s; the simulator's own log
-of requests gives the per-key rate the limit counts.
+one at a time; the time until each pod shows it), with ``--profile`` a py-spy profile
+after the steady window (it stops the process for each sample, which the steady figures
+would show), then shutdown (SIGTERM, timed). Throughout, a timeline samples Lease
+renewals, ``/healthz`` latency, CPU, RSS and pods Running; ``/metrics`` is scraped every
+15 s; the simulator's own log of requests gives the per-key rate the limit counts.
 
 Writes ``result.json`` and ``report.md`` with plots (matplotlib: the ``bench`` extra)
 into ``--out``, and prints the figures. It measures and asserts nothing: correctness
@@ -48,7 +49,7 @@ from nodes.translate.names import container_group_name
 from tests.controlplane import cluster
 from tests.manifests import workload
 
-from . import common, observe, report
+from . import common, loop_probe, observe, report
 from .profile_top import read as read_profile
 from .profile_top import table as profile_table
 
@@ -276,7 +277,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 kube.post("/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}})
             pods = observe.PodWatcher(kube_factory, NAMESPACE)
             launched = time.monotonic()
-            with common.process(supervisor_command, out / "salad-vk.log") as supervisor:
+            probe_env: dict[str, str] = {}
+            if args.loop_probe:
+                (out / "loop-probe.jsonl").unlink(missing_ok=True)
+                probe_env = {
+                    "PYTHONPATH": os.pathsep.join(
+                        p for p in (str(loop_probe.FOLDER), os.environ.get("PYTHONPATH")) if p
+                    ),
+                    "SALAD_VK_LOOP_PROBE": str(out / "loop-probe.jsonl"),
+                }
+            with common.process(
+                supervisor_command, out / "salad-vk.log", env=probe_env
+            ) as supervisor:
                 pods.start()
                 timeline = observe.Timeline(
                     kube_factory=kube_factory,
@@ -321,14 +333,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     timeline.phase = "steady"
                     steady_at = time.monotonic()
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds
-                    with _profiling(supervisor.pid, args.profile, out) as profile:
-                        time.sleep(args.observe)
+                    time.sleep(args.observe)
                     steady_elapsed = time.monotonic() - steady_at
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds - steady_cpu
                     boundaries["steady-end"] = timeline.scrape()
                     load_max = max(load_max, _load())
-                    if profile:
-                        result["profile"] = profile[0]
+                    if args.profile:
+                        # After the steady window, not in it: py-spy stops the process
+                        # to take each sample, which the lag and gap figures would show.
+                        timeline.phase = "profile"
+                        with _profiling(supervisor.pid, args.profile, out) as profile:
+                            pass
+                        if profile:
+                            result["profile"] = profile[0]
 
                     if args.staleness:
                         timeline.phase = "staleness"
@@ -421,6 +438,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for (_, a), (_, b) in zip(timeline.scrapes, timeline.scrapes[1:], strict=False)
     ]
     result["salad_per_key_per_minute"] = observe.per_key_per_minute(requests, started)
+    if args.loop_probe and (out / "loop-probe.jsonl").exists():
+        spans = {
+            phase: (started + begin, started + end)
+            for phase, begin, end in report.phase_spans(result["timeline"])
+        }
+        result["loop_probe"] = loop_probe.summary(out / "loop-probe.jsonl", spans)
     return result
 
 
@@ -440,6 +463,11 @@ def main() -> None:
     parser.add_argument("--shutdown-grace", type=float, default=20.0)
     parser.add_argument("--staleness", type=int, default=0, help="groups to stop, one by one")
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (steady)")
+    parser.add_argument(
+        "--loop-probe",
+        action="store_true",
+        help="record the supervisor's event-loop stalls and collections (loop-probe.jsonl)",
+    )
     parser.add_argument(
         "--settle", type=float, default=15.0, help="seconds between all Ready and the burst"
     )

@@ -21,7 +21,8 @@ _PHASE_COLOURS = {
 }
 
 
-def _phases(samples: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, float]]:
+def phase_spans(samples: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, float]]:
+    """``(phase, first t, last t)`` of each run of samples in one phase."""
     spans: list[tuple[str, float, float]] = []
     for sample in samples:
         phase, t = str(sample["phase"]), float(sample["t"])
@@ -43,7 +44,7 @@ def plot(result: Mapping[str, Any], folder: Path) -> list[str]:
     except ImportError:
         return []
     samples = result["timeline"]
-    spans = _phases(samples)
+    spans = phase_spans(samples)
     t = [s["t"] for s in samples]
     written: list[str] = []
 
@@ -153,6 +154,20 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
         lines += ["", "(no plots: install the `bench` extra for matplotlib)"]
     if result.get("profile"):
         lines += ["", "## Profile of the supervisor (py-spy)", "", result["profile"]]
+    if result.get("loop_probe"):
+        lines += ["", "## Event-loop stalls (`--loop-probe`)", ""]
+        lines += ["| phase | turns > 0.25 s | > 1 s | longest (s) | collector (s) by generation |"]
+        lines += ["|---|---:|---:|---:|---|"]
+        for phase, seen in result["loop_probe"].items():
+            spent = ", ".join(f"{g}: {s}" for g, s in seen["collector (s) by generation"].items())
+            lines.append(
+                f"| {phase} | {seen['turns over 0.25 s']} | {seen['turns over 1 s']} "
+                f"| {seen['longest turn (s)']} | {spent or '-'} |"
+            )
+        lines += ["", "Longest single callbacks:", ""]
+        for phase, seen in result["loop_probe"].items():
+            for took, name in seen["slowest callbacks"][:5]:
+                lines.append(f"- {phase}, {took} s: `{name}`")
     return "\n".join(lines) + "\n"
 
 

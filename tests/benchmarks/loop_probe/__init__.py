@@ -1,0 +1,43 @@
+"""The event-loop probe of the fleet benchmark (``--loop-probe``): ``sitecustomize.py``
+here is loaded into the supervisor; ``summary`` reads what it wrote."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path(__file__).parent
+
+
+def summary(path: Path, phases: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    """Per phase (monotonic ``(start, end)``): stalls over 0.25 s and 1 s, the time in
+    each collector generation, and the callers of the ten longest single callbacks."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    result: dict[str, Any] = {}
+    for phase, (start, end) in phases.items():
+        inside = [r for r in records if start <= r["t"] < end]
+        turns = [r for r in inside if "busy" in r]
+        collections = [r for r in inside if "gc" in r]
+        result[phase] = {
+            "turns over 0.25 s": sum(1 for r in turns if r["busy"] > 0.25),
+            "turns over 1 s": sum(1 for r in turns if r["busy"] > 1.0),
+            "longest turn (s)": max((r["busy"] for r in turns), default=0.0),
+            "collector (s) by generation": _by_generation(collections),
+            "slowest callbacks": _slowest(turns),
+        }
+    return result
+
+
+def _by_generation(collections: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for record in collections:
+        generation = str(record["gc"])
+        spent[generation] = spent.get(generation, 0.0) + float(record["took"])
+    return {generation: round(seconds, 2) for generation, seconds in sorted(spent.items())}
+
+
+def _slowest(turns: Iterable[Mapping[str, Any]]) -> list[tuple[float, str]]:
+    single = [(float(took), str(name)) for r in turns for took, name in r["slowest"]]
+    return sorted(single, reverse=True)[:10]
