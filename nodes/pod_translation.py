@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
+
 from .kube import KubeClient
 from .references import ReferenceReader, StoredObject
 from .saladcloud.client import SaladClient
@@ -34,6 +36,7 @@ class PodTranslator:
         self._salad = salad
         self._references = ReferenceReader(kube)
         self._gpu_classes: tuple[float, list[GpuClass]] | None = None
+        self._gpu_classes_read = anyio.Lock()
 
     async def translate(
         self, pod: JSON
@@ -107,7 +110,10 @@ class PodTranslator:
         )
         if not wants:
             return []
-        now = time.monotonic()
-        if self._gpu_classes is None or now - self._gpu_classes[0] > _GPU_CLASSES_TTL:
-            self._gpu_classes = (now, await self._salad.list_gpu_classes())
-        return self._gpu_classes[1]
+        # One read for the pods that arrive together, not one each: it ranks with the
+        # creates, and each read would be a create's token.
+        async with self._gpu_classes_read:
+            now = time.monotonic()
+            if self._gpu_classes is None or now - self._gpu_classes[0] > _GPU_CLASSES_TTL:
+                self._gpu_classes = (now, await self._salad.list_gpu_classes())
+            return self._gpu_classes[1]

@@ -46,6 +46,7 @@ async def test_a_starting_node_lists_among_the_creates_already_queued_on_its_key
         apps = f"/apis/apps/v1/namespaces/{namespace}/deployments"
         await first.kube.post(apps, deployment("burst", first.name, CREATES))
         await eventually(_waiting(budget, CREATES + 1), timeout=10, what="the creates queued")
+        budget.penalize(10.0)  # long enough for the second node to start, on a slow machine
         async with running_node(kube_api, sim, node_settings(starting), budget=budget):
             await eventually(
                 _waiting(budget, CREATES + 2), timeout=10, what="the new node's list queued"

@@ -3,6 +3,7 @@ here is loaded into the supervisor; ``summary`` reads what it wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,7 +15,10 @@ FOLDER = Path(__file__).parent
 def summary(path: Path, phases: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
     """Per phase (monotonic ``(start, end)``): stalls over 0.25 s and 1 s, the time in
     each collector generation, and the callers of the ten longest single callbacks."""
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line cut short by the process's end
+            records.append(json.loads(line))
     result: dict[str, Any] = {}
     for phase, (start, end) in phases.items():
         inside = [r for r in records if start <= r["t"] < end]

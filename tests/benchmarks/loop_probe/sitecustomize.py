@@ -21,16 +21,25 @@ if _OUT:
     import asyncio.events
     import gc
     import json
+    import threading
     import time
     from pathlib import Path
     from typing import Any
 
     _SINK = Path(_OUT).open("a", buffering=1)  # noqa: SIM115 - open for the process's life
     _HERE = str(Path.cwd()) + "/"
+    _WRITING = threading.Lock()
     _TURN: dict[str, Any] = {"busy": 0.0, "count": 0, "slowest": []}
     _GC: dict[str, float] = {}
     _run = asyncio.events.Handle._run
     _run_once = asyncio.base_events.BaseEventLoop._run_once  # type: ignore[attr-defined]
+
+    def _write(record: dict[str, Any]) -> None:
+        # One write per line, under a lock: a collection may run on another thread (the
+        # /metrics render) between two writes of the loop's.
+        line = json.dumps(record) + "\n"
+        with _WRITING:
+            _SINK.write(line)
 
     def _chain(coro: Any) -> str:
         """The task's awaits, outermost first; the project's own frames if any."""
@@ -67,8 +76,7 @@ if _OUT:
         if _TURN["busy"] > 0.05:
             slowest = sorted(_TURN["slowest"], reverse=True)[:5]
             record = {"t": time.monotonic(), "busy": round(_TURN["busy"], 4)}
-            _SINK.write(json.dumps({**record, "callbacks": _TURN["count"], "slowest": slowest}))
-            _SINK.write("\n")
+            _write({**record, "callbacks": _TURN["count"], "slowest": slowest})
 
     def _collected(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -77,7 +85,7 @@ if _OUT:
         took = time.perf_counter() - _GC.get("started", time.perf_counter())
         if took > 0.01:
             record = {"t": time.monotonic(), "gc": info["generation"], "took": round(took, 4)}
-            _SINK.write(json.dumps({**record, "freed": info["collected"]}) + "\n")
+            _write({**record, "freed": info["collected"]})
 
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     asyncio.base_events.BaseEventLoop._run_once = _timed_run_once  # type: ignore[attr-defined]
