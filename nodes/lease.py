@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +36,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from .jitter import jittered
 from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
 from .metrics import NodeMetrics
 from .node_object import micro_timestamp
@@ -230,8 +230,7 @@ class LeaseKeeper:
                 await self._until_success(self._claim_own)
         task_status.started()
         while True:
-            # A little jitter keeps 50 nodes started together from renewing in lockstep.
-            with anyio.move_on_after(self._interval * random.uniform(0.92, 1.0)):  # noqa: S311
+            with anyio.move_on_after(jittered(self._interval, 0.08)):
                 await self._soon.wait()
             self._soon = anyio.Event()
             await self.renew_now()

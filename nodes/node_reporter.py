@@ -20,7 +20,6 @@ survive, and a concurrent change makes us read again and retry, never give up.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from .jitter import jittered
 from .kube import KubeClient, KubeConflict, KubeError, KubeNotFound
 from .node_cache import NodeCache
 from .node_object import (
@@ -131,9 +131,7 @@ class NodeReporter:
             task_status.started()
             next_report = time.monotonic() + self._settings.status_report_interval
             while True:
-                # Jittered, as the Lease keeper's: in step, a thousand nodes' checks
-                # would all land in one turn of the event loop.
-                interval = self._settings.lease_renew_interval * random.uniform(0.9, 1.0)  # noqa: S311
+                interval = jittered(self._settings.lease_renew_interval)
                 wait = min(next_report - time.monotonic(), interval)
                 with anyio.move_on_after(max(0.0, wait)):
                     await self._wake.wait()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from anyio.abc import TaskGroup
 
 from . import pod_writes
 from .events import EventRecorder
+from .jitter import jittered
 from .kube import KubeClient, KubeError, KubeNotFound, api_path
 from .metrics import NodeMetrics
 from .node_object import SaladHealth
@@ -268,9 +268,7 @@ class Reconciler:
 
     async def _list(self) -> None:
         sent = time.monotonic()
-        # Up to a tenth early, at random: nodes whose lists a stalled loop let fire
-        # together would otherwise stay in step for good, a thousand lists at once.
-        self._next_list = sent + self._poll_interval() * random.uniform(0.9, 1.0)  # noqa: S311
+        self._next_list = sent + jittered(self._poll_interval())
         # Until its first list the node decides nothing, its creates and deletes
         # included: that list ranks as they do, or another node's burst of creates on
         # the key would hold this node's first pod back until the burst was over.

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import math
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from nodes.informer import Informer
+from nodes.jitter import jittered
 from nodes.kube import KubeClient, KubeConflict, KubeError, KubeNotFound
 from nodes.lease import identity_of
 from nodes.node_object import micro_timestamp
@@ -392,7 +392,7 @@ class MemberKeeper:
         task_status.started()
         pause = self._period
         while self.phase is not Phase.LEAVING:
-            with anyio.move_on_after(pause * random.uniform(0.9, 1.0)):  # noqa: S311
+            with anyio.move_on_after(jittered(pause)):
                 await self._wake.wait()
             self._wake = anyio.Event()
             if self.leaving:
