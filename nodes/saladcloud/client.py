@@ -75,9 +75,6 @@ class _GpuClassList(_List):
     items: list[models.GpuClass] = Field(default_factory=list)
 
 
-_MUTATION = Priority.MUTATION
-
-
 @dataclass(frozen=True)
 class _Call:
     operation: str
@@ -207,15 +204,18 @@ class SaladClient:
 
     async def delete_container_group(self, name: str) -> None:
         path = self._containers(name)
-        await self._send(_Call("delete_container_group", "DELETE", path, _MUTATION, changes=True))
+        call = _Call("delete_container_group", "DELETE", path, Priority.MUTATION, changes=True)
+        await self._send(call)
 
     async def start_container_group(self, name: str) -> None:
         path = self._containers(name, "start")
-        await self._send(_Call("start_container_group", "POST", path, _MUTATION, changes=True))
+        call = _Call("start_container_group", "POST", path, Priority.MUTATION, changes=True)
+        await self._send(call)
 
     async def stop_container_group(self, name: str) -> None:
         path = self._containers(name, "stop")
-        await self._send(_Call("stop_container_group", "POST", path, _MUTATION, changes=True))
+        call = _Call("stop_container_group", "POST", path, Priority.MUTATION, changes=True)
+        await self._send(call)
 
     async def list_instances(self, name: str) -> list[models.ContainerGroupInstance]:
         path = self._containers(name, "instances")
