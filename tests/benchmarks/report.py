@@ -138,6 +138,12 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
             f"; the burst began {config['settle']} s after all were Ready."
             if "settle" in config
             else "."
+        )
+        + (
+            f" The supervisor ran at nice {config['nice']}, ahead of its neighbours on the"
+            " shared cores."
+            if config.get("nice")
+            else ""
         ),
         "",
         "| figure | value |",
@@ -156,19 +162,27 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
         lines += ["", "## Profile of the supervisor (py-spy)", "", result["profile"]]
     if result.get("loop_probe"):
         lines += ["", "## Event-loop stalls (`--loop-probe`)", ""]
-        lines += ["| phase | turns > 0.25 s | > 1 s | longest (s) | collector (s) by generation |"]
-        lines += ["|---|---:|---:|---:|---|"]
+        lines += [
+            "| phase | turns > 0.25 s | > 1 s | longest (s) | on CPU in turns > 0.1 s"
+            " | collector (s) by generation |"
+        ]
+        lines += ["|---|---:|---:|---:|---:|---|"]
         for phase, seen in result["loop_probe"].items():
             spent = ", ".join(f"{g}: {s}" for g, s in seen["collector (s) by generation"].items())
             lines.append(
                 f"| {phase} | {seen['turns over 0.25 s']} | {seen['turns over 1 s']} "
-                f"| {seen['longest turn (s)']} | {spent or '-'} |"
+                f"| {seen['longest turn (s)']}"
+                f" | {_percent(seen.get('on CPU in turns over 0.1 s (%)'))} | {spent or '-'} |"
             )
         lines += ["", "Longest single callbacks:", ""]
         for phase, seen in result["loop_probe"].items():
             for took, name in seen["slowest callbacks"][:5]:
                 lines.append(f"- {phase}, {took} s: `{name}`")
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value} %"
 
 
 def write(result: Mapping[str, Any], folder: Path) -> Path:

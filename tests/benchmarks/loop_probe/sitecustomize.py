@@ -59,7 +59,11 @@ if _OUT:
         owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
         if owner is not None and hasattr(owner, "get_coro"):
             return "task " + _chain(owner.get_coro())
-        return repr(handle._callback)[:160]  # type: ignore[attr-defined]
+        # Named, never repr()'d: the repr of a bound method is its object's, and an
+        # aiohttp response's repr reads (and caches, for good) its headers, None
+        # before they arrive: the request then failed with an AttributeError.
+        callback = handle._callback  # type: ignore[attr-defined]
+        return str(getattr(callback, "__qualname__", type(callback).__qualname__))
 
     def _timed_run(self: asyncio.events.Handle) -> None:
         started = time.perf_counter()
@@ -72,20 +76,29 @@ if _OUT:
 
     def _timed_run_once(self: Any) -> None:
         _TURN.update(busy=0.0, count=0, slowest=[])
+        cpu = time.thread_time()
         _run_once(self)
         if _TURN["busy"] > 0.05:
             slowest = sorted(_TURN["slowest"], reverse=True)[:5]
-            record = {"t": time.monotonic(), "busy": round(_TURN["busy"], 4)}
+            # The loop thread's CPU time over the whole turn (the wait in select is
+            # nearly free): far below "busy", the thread was waiting, for the
+            # interpreter lock or for a core, not working.
+            cpu = round(time.thread_time() - cpu, 4)
+            record = {"t": time.monotonic(), "busy": round(_TURN["busy"], 4), "cpu": cpu}
             _write({**record, "callbacks": _TURN["count"], "slowest": slowest})
 
     def _collected(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             _GC["started"] = time.perf_counter()
+            _GC["cpu"] = time.thread_time()
             return
         took = time.perf_counter() - _GC.get("started", time.perf_counter())
         if took > 0.01:
+            cpu = round(time.thread_time() - _GC.get("cpu", time.thread_time()), 4)
             record = {"t": time.monotonic(), "gc": info["generation"], "took": round(took, 4)}
-            _write({**record, "freed": info["collected"]})
+            record["cpu"] = cpu
+            thread = threading.current_thread().name
+            _write({**record, "freed": info["collected"], "thread": thread})
 
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     asyncio.base_events.BaseEventLoop._run_once = _timed_run_once  # type: ignore[attr-defined]
