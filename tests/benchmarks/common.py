@@ -143,6 +143,14 @@ def usage(pid: int) -> Usage:
     return Usage(cpu, rss)
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy since boot (``/proc/stat``):
+    with the supervisor's own, what its neighbours took."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def metrics(url: str) -> dict[str, Any]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return {family.name: family for family in text_string_to_metric_families(text)}
