@@ -11,14 +11,18 @@ with no node of its own) is ready: a rolling update may then move on to the next
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Mapping
 
 import anyio
+import anyio.lowlevel
 from aiohttp import web
 from anyio.abc import TaskStatus
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from config import parse_listen_address
 
@@ -51,6 +55,58 @@ class LoopLag:
                 self._metrics.event_loop_lag.observe(self.last_lag)
 
 
+_LINES_PER_TURN = 1000
+"""Samples of the /metrics page rendered between two turns of the event loop: about
+10 ms of CPU."""
+
+_OPENMETRICS_ONLY = ("_created", "_gsum", "_gcount")
+"""Samples the text format moves into families of their own, after the family's other
+lines: a family that has them is rendered in one piece."""
+
+
+class _Family(Collector):
+    """Collected metric families as a collector of their own: what prometheus_client
+    renders alone."""
+
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> list[Metric]:
+        return [self._family]
+
+
+async def render(registry: CollectorRegistry) -> bytes:
+    """The page ``generate_latest(registry)`` renders, in slices of a thousand samples
+    with a turn of the event loop between them.
+
+    At a thousand nodes the page is about 20,000 lines and a few tenths of a second of
+    CPU. In one go on the loop that stalls every node at each scrape; on a worker thread
+    it is worse than it looks: the loop thread gives the interpreter lock up at every
+    socket call and then waits for the renderer to hand it back, up to the switch
+    interval (5 ms) each time, and the loop's long turns were those a render overlapped
+    (``docs/benchmarks.md``). Rendered a family at a time the largest family (a series
+    per node and verb) is still one long turn, so families are sliced: every slice is
+    rendered as a family of its own, and all but the first lose the two header lines
+    (``# HELP``, ``# TYPE``) that prometheus_client writes first.
+    """
+    pieces: list[bytes] = []
+    for family in registry.collect():
+        samples = family.samples
+        if len(samples) <= _LINES_PER_TURN or any(
+            sample.name.endswith(_OPENMETRICS_ONLY) for sample in samples
+        ):
+            pieces.append(generate_latest(_Family(family)))
+            await anyio.lowlevel.checkpoint()
+            continue
+        for start in range(0, len(samples), _LINES_PER_TURN):
+            part = copy.copy(family)
+            part.samples = samples[start : start + _LINES_PER_TURN]
+            text = generate_latest(_Family(part))
+            pieces.append(text if start == 0 else text.split(b"\n", 2)[2])
+            await anyio.lowlevel.checkpoint()
+    return b"".join(pieces)
+
+
 class Endpoints:
     def __init__(
         self,
@@ -74,11 +130,7 @@ class Endpoints:
         return app
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        # At a thousand nodes the page is megabytes and takes seconds of CPU to render:
-        # on the event loop that was a multi-second stall of every node at each scrape
-        # (lag p99 2-5 s in the benchmark). On a worker thread the loop keeps running,
-        # taking the interpreter lock back every few milliseconds.
-        body = await anyio.to_thread.run_sync(generate_latest, self._registry)
+        body = await render(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _: web.Request) -> web.Response:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import itertools
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import httpx
+import prometheus_client
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from nodes.kube import KubeNotFound
-from supervisor.endpoints import Endpoints, LoopLag
+from supervisor.endpoints import render
 from tests.nodes.harness import deployment, eventually, phase, pods
 
 from .harness import ConfigMapDir, projects_yaml, running_supervisor, simulator
@@ -109,38 +112,81 @@ async def test_readyz_fails_while_a_configured_node_is_not_serving(
                 await running.kube.delete(f"/api/v1/nodes/{name}")
 
 
-class _Blocking(Collector):
-    """A collector that cannot finish until the event loop has run again."""
+class _Turns(Collector):
+    """A family of ``size`` samples; collecting it notes how many turns the event loop
+    had made by then."""
 
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
+    def __init__(self, name: str, size: int, turns: list[int], seen: list[int]) -> None:
+        self._name = name
+        self._size = size
+        self._turns = turns
+        self._seen = seen
 
     def collect(self) -> Iterator[Metric]:
-        self.entered.set()
-        if not self.release.wait(timeout=30):
-            raise AssertionError("the loop never got to release the collector")
-        yield GaugeMetricFamily("blocking_probe", "released by the loop", value=1)
+        self._seen.append(self._turns[0])
+        family = GaugeMetricFamily(self._name, "a \\ help\ntext", labels=["node"])
+        for index in range(self._size):
+            family.add_metric([f"node-{index:05d}"], float(index))
+        yield family
 
 
-async def test_metrics_are_rendered_off_the_event_loop() -> None:
+@contextlib.contextmanager
+def _created_samples(on: bool) -> Iterator[None]:
+    """With or without the ``_created`` samples (``salad-vk run`` renders without)."""
+    was = prometheus_client.metrics._use_created
+    if on:
+        prometheus_client.enable_created_metrics()  # type: ignore[no-untyped-call]
+    else:
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        prometheus_client.metrics._use_created = was
+
+
+@pytest.fixture
+def created_samples_off() -> Iterator[None]:
+    with _created_samples(on=False):
+        yield
+
+
+@pytest.mark.usefixtures("created_samples_off")
+async def test_metrics_render_as_prometheus_client_does_letting_the_loop_run_in_between() -> None:
     registry = CollectorRegistry()
-    blocking = _Blocking()
-    registry.register(blocking)
-    endpoints = Endpoints(registry, LoopLag(), dict)
+    turns = [0]
+    seen: list[int] = []
+    for index, size in enumerate([1, 3, 2500, 1000, 1001]):
+        registry.register(_Turns(f"family_{index}", size, turns, seen))
+    counter = Counter("requests", "a counter", ["node", "verb"], registry=registry)
+    for index in range(1200):
+        counter.labels(f"node-{index}", "PUT").inc()
+    histogram = Histogram("latency", "a histogram", ["node"], registry=registry)
+    for index in range(300):  # 300 x 17 samples
+        histogram.labels(f"node-{index}").observe(index / 100)
+    page = 0
     async with anyio.create_task_group() as group:
-        port = await group.start(endpoints.serve, "127.0.0.1:0")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
 
-            async def release_from_the_loop() -> None:
-                # Runs only if rendering left the loop free: a render on the loop
-                # thread would wait for this forever (and fail after 30 s).
-                while not blocking.entered.is_set():
-                    await anyio.sleep(0.01)
-                blocking.release.set()
+        async def turning() -> None:
+            while True:
+                turns[0] += 1
+                await anyio.lowlevel.checkpoint()
 
-            group.start_soon(release_from_the_loop)
-            answer = await http.get("/metrics")
+        group.start_soon(turning)
+        rendered = await render(registry)
+        page = turns[0]
         group.cancel_scope.cancel()
-    assert answer.status_code == 200
-    assert "blocking_probe 1.0" in answer.text
+    # Every family collected in a turn of its own, and the large ones' slices too:
+    # 5 + 2 + 1 + 2 + 6 slices of at most 1,000 samples.
+    assert len(seen) == 5
+    assert all(earlier < later for earlier, later in itertools.pairwise(seen))
+    assert page >= 5 + 2 + 1 + 2 + 6 - 1
+    assert rendered.decode() == generate_latest(registry).decode()
+
+
+async def test_metrics_with_created_samples_render_as_prometheus_client_does() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("requests", "a counter", ["node"], registry=registry)
+    for index in range(1500):
+        counter.labels(f"node-{index}").inc()
+    with _created_samples(on=True):
+        assert (await render(registry)) == generate_latest(registry)
