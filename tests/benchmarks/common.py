@@ -151,6 +151,39 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_command() -> dict[str, float]:
+    """CPU seconds (user + system) of every live process on the machine, summed by
+    command name (``kube-apiserver``, ``etcd``, ``python``: see ``cpu_by_role``)."""
+    spent: dict[str, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:  # gone since the listing
+            continue
+        fields = rest.split()
+        name = head.partition("(")[2]
+        if name == "python" or name.startswith("python3"):
+            name = _python_role(stat.parent)
+        elif name.startswith("kworker/"):  # named after their current work item
+            name = "kworker (kernel)"
+        spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return spent
+
+
+def _python_role(proc: Path) -> str:
+    """``salad-vk run``, ``salad-vk simulate`` or ``python`` (this benchmark and the rest)."""
+    try:
+        argv = proc.joinpath("cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "python"
+    if b"supervisor" in argv and b"run" in argv:
+        return "salad-vk run"
+    if b"supervisor" in argv and b"simulate" in argv:
+        return "salad-vk simulate"
+    return "python"
+
+
 def metrics(url: str) -> dict[str, Any]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return {family.name: family for family in text_string_to_metric_families(text)}

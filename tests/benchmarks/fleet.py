@@ -126,6 +126,16 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _percent_of_core(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Who used the cores over ``seconds``, in % of one core, busiest first (processes
+    started in between count from zero; those that ended, not at all)."""
+    spent = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    busiest = sorted(spent.items(), key=lambda item: -item[1])
+    return {name: round(100 * share, 1) for name, share in busiest if share >= 0.005}
+
+
 @contextlib.contextmanager
 def _profiling(pid: int, seconds: float, out: Path) -> Iterator[list[str]]:
     """py-spy on the supervisor for ``seconds`` (if py-spy is installed)."""
@@ -337,10 +347,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     steady_at = time.monotonic()
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds
                     machine_cpu = common.machine_busy_seconds()
+                    by_command = common.cpu_by_command()
                     time.sleep(args.observe)
                     steady_elapsed = time.monotonic() - steady_at
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds - steady_cpu
                     machine_cpu = common.machine_busy_seconds() - machine_cpu
+                    result["steady_cpu_by_command"] = _percent_of_core(
+                        by_command, common.cpu_by_command(), time.monotonic() - steady_at
+                    )
                     boundaries["steady-end"] = timeline.scrape()
                     load_max = max(load_max, _load())
                     if args.profile:

@@ -153,6 +153,11 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
     if result.get("staleness"):
         lines += ["", "## Status staleness", ""]
         lines += [f"- {key}: {value}" for key, value in result["staleness"].items()]
+    if result.get("steady_cpu_by_command"):
+        shares = ", ".join(
+            f"{name} {share} %" for name, share in result["steady_cpu_by_command"].items()
+        )
+        lines += ["", f"Who used the cores in steady state (% of one core): {shares}."]
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{name}]({name})" for name in plots]
