@@ -340,3 +340,21 @@ def test_the_same_seed_replays_the_same_history_and_another_seed_does_not() -> N
 
     assert history(7) == history(7)
     assert history(7) != history(8)
+
+
+def test_a_group_brought_up_to_date_late_has_the_history_of_one_followed_all_along() -> None:
+    # Why the simulator advances only the project a request is about: the others catch
+    # up when asked, and nothing they show can tell.
+    def shown(group: Group) -> tuple[object, ...]:
+        events = [(e.name, e.time, e.instance_id) for e in group.system_events]
+        instances = [(i.id, i.state, i.since) for i in group.instances]
+        return group.status, group.updated, instances, events
+
+    followed = make_group(seed=3, interrupt_rate=120.0, replicas=3)
+    late = make_group(seed=3, interrupt_rate=120.0, replicas=3)
+    for second in range(int(4 * DEPLOYED)):
+        followed.advance(float(second))
+    late.advance(float(int(4 * DEPLOYED) - 1))
+
+    assert len(followed.system_events) > 5
+    assert shown(late) == shown(followed)

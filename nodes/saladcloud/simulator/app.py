@@ -237,7 +237,11 @@ async def _serve(
         return problem_response(throttled), False
     if decision.error_status is not None:
         return _injected_error(decision.error_status, decision.html_error), False
-    world.advance()
+    # A project's operations see that project alone; the organization's (log entries
+    # across its projects) see everything.
+    organization = request.match_info.get("organization")
+    project = request.match_info.get("project")
+    world.advance((organization, project) if organization and project else None)
     try:
         return await handler(request), decision.drop
     except ApiProblem as problem:

@@ -127,14 +127,27 @@ class World:
         org = self.organizations.setdefault(organization, Organization(organization))
         return org.projects.setdefault(project, Project(organization, project))
 
-    def advance(self) -> float:
+    def advance(self, scope: tuple[str, str] | None = None) -> float:
+        """Bring every group up to now, or only those of ``scope`` (organization,
+        project): what a request about that project can see.
+
+        A group's transitions depend on nothing but its own schedule and random stream,
+        and each is applied at its own time, so a group brought up to date late ends in
+        the state it would have had. A request per project advancing every project was
+        O(groups) per request: at 1,000 projects and 100 requests a second, 71 % of a
+        core, on the two cores the supervisor under test shares with it."""
         now = self.clock.now()
         wall = self.clock.elapsed()
-        for org in self.organizations.values():
-            for project in org.projects.values():
-                for group in project.groups.values():
-                    group.advance(now)
-                    self.output.catch_up(group, self.clock, wall)
+        if scope is None:
+            projects = [p for org in self.organizations.values() for p in org.projects.values()]
+        else:
+            org = self.organizations.get(scope[0])
+            found = org.projects.get(scope[1]) if org is not None else None
+            projects = [found] if found is not None else []
+        for project in projects:
+            for group in project.groups.values():
+                group.advance(now)
+                self.output.catch_up(group, self.clock, wall)
         return now
 
     def organization(self, name: str) -> Organization:
