@@ -151,10 +151,11 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_command() -> dict[str, float]:
-    """CPU seconds (user + system) of every live process on the machine, summed by
-    command name (``kube-apiserver``, ``etcd``, ``python``: see ``cpu_by_role``)."""
-    spent: dict[str, float] = {}
+def cpu_by_process() -> dict[tuple[int, int, str], float]:
+    """CPU seconds (user + system) of every live process on the machine, keyed by pid,
+    start time (a pid reused is another process) and command name: ``kube-apiserver``,
+    ``etcd``, ``salad-vk run``, ``salad-vk simulate``, ``python`` (the rest)."""
+    spent: dict[tuple[int, int, str], float] = {}
     ticks = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -167,8 +168,14 @@ def cpu_by_command() -> dict[str, float]:
             name = _python_role(stat.parent)
         elif name.startswith("kworker/"):  # named after their current work item
             name = "kworker (kernel)"
-        spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        key = (int(stat.parent.name), int(fields[19]), name)
+        spent[key] = (int(fields[11]) + int(fields[12])) / ticks
     return spent
+
+
+def nice_of(pid: int) -> int:
+    """The nice value a process runs at (``nice -n`` without the right only warns)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
 
 
 def _python_role(proc: Path) -> str:

@@ -127,13 +127,18 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _percent_of_core(
-    before: dict[str, float], after: dict[str, float], seconds: float
+    before: dict[tuple[int, int, str], float],
+    after: dict[tuple[int, int, str], float],
+    seconds: float,
 ) -> dict[str, float]:
-    """Who used the cores over ``seconds``, in % of one core, busiest first (processes
-    started in between count from zero; those that ended, not at all)."""
-    spent = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
-    busiest = sorted(spent.items(), key=lambda item: -item[1])
-    return {name: round(100 * share, 1) for name, share in busiest if share >= 0.005}
+    """Who used the cores over ``seconds``, by command, in % of one core, busiest first:
+    each process counts what it spent in the window (from zero if it started in it);
+    one that ended in it is not seen at all."""
+    by_name: dict[str, float] = {}
+    for key, cpu in after.items():
+        by_name[key[2]] = by_name.get(key[2], 0.0) + cpu - before.get(key, 0.0)
+    busiest = sorted(by_name.items(), key=lambda item: -item[1])
+    return {name: round(100 * cpu / seconds, 1) for name, cpu in busiest if cpu / seconds >= 0.005}
 
 
 @contextlib.contextmanager
@@ -314,6 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 boundaries: dict[str, observe.Scrape | None] = {}
                 try:
                     common.wait_for(f"{url}/healthz", timeout=120)
+                    result["config"]["nice"] = common.nice_of(supervisor.pid)
                     timeline.start()
                     _wait(lambda: _readyz(url), args.ready_timeout, "nodes Ready")
                     figures["nodes Ready after start (s)"] = _fmt(time.monotonic() - launched)
@@ -347,13 +353,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     steady_at = time.monotonic()
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds
                     machine_cpu = common.machine_busy_seconds()
-                    by_command = common.cpu_by_command()
+                    by_process = common.cpu_by_process()
                     time.sleep(args.observe)
                     steady_elapsed = time.monotonic() - steady_at
                     steady_cpu = common.usage(supervisor.pid).cpu_seconds - steady_cpu
                     machine_cpu = common.machine_busy_seconds() - machine_cpu
                     result["steady_cpu_by_command"] = _percent_of_core(
-                        by_command, common.cpu_by_command(), time.monotonic() - steady_at
+                        by_process, common.cpu_by_process(), time.monotonic() - steady_at
                     )
                     boundaries["steady-end"] = timeline.scrape()
                     load_max = max(load_max, _load())

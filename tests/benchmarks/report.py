@@ -9,6 +9,7 @@ staleness (blue) and shutdown (red).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,9 @@ def markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
             else "."
         )
         + (
-            f" The supervisor ran at nice {config['nice']}, ahead of its neighbours on the"
-            " shared cores."
-            if config.get("nice")
+            f" The supervisor ran at nice {config['nice']}; the control plane and the"
+            f" simulator at {os.nice(0)}."
+            if config.get("nice") != os.nice(0) and "nice" in config
             else ""
         ),
         "",
