@@ -89,6 +89,9 @@ if _OUT:
 
     def _collected(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            # How many objects the collection is about to walk: the youngest
+            # generation's own (the older ones it merges are not counted here).
+            _GC["young"] = len(gc.get_objects(0)) if info["generation"] == 0 else -1
             _GC["started"] = time.perf_counter()
             _GC["cpu"] = time.thread_time()
             return
@@ -97,6 +100,8 @@ if _OUT:
             cpu = round(time.thread_time() - _GC.get("cpu", time.thread_time()), 4)
             record = {"t": time.monotonic(), "gc": info["generation"], "took": round(took, 4)}
             record["cpu"] = cpu
+            if _GC.get("young", -1) >= 0:
+                record["young"] = _GC["young"]
             thread = threading.current_thread().name
             _write({**record, "freed": info["collected"], "thread": thread})
 
