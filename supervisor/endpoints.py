@@ -92,15 +92,12 @@ async def render(registry: CollectorRegistry) -> bytes:
     pieces: list[bytes] = []
     for family in registry.collect():
         samples = family.samples
-        if len(samples) <= _LINES_PER_TURN or any(
-            sample.name.endswith(_OPENMETRICS_ONLY) for sample in samples
-        ):
-            pieces.append(generate_latest(_Family(family)))
-            await anyio.lowlevel.checkpoint()
-            continue
-        for start in range(0, len(samples), _LINES_PER_TURN):
+        whole = any(sample.name.endswith(_OPENMETRICS_ONLY) for sample in samples)
+        step = max(len(samples), 1) if whole else _LINES_PER_TURN
+        # At least one slice: a family with no samples still has its header lines.
+        for start in range(0, max(len(samples), 1), step):
             part = copy.copy(family)
-            part.samples = samples[start : start + _LINES_PER_TURN]
+            part.samples = samples[start : start + step]
             text = generate_latest(_Family(part))
             pieces.append(text if start == 0 else text.split(b"\n", 2)[2])
             await anyio.lowlevel.checkpoint()
