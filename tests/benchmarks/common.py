@@ -131,11 +131,24 @@ class Usage:
     rss_mib: float
 
 
+_UTIME, _STIME, _NICE, _STARTTIME = 11, 12, 16, 19
+"""Indexes into ``/proc/PID/stat`` after the command name (fields 14, 15, 19, 22)."""
+
+
+def _stat(path: Path) -> tuple[str, list[str]]:
+    """``/proc/PID/stat`` read: the command name, and the fields after it (the name
+    may hold spaces and parentheses, so it is cut at the last ``)``)."""
+    head, _, rest = path.read_text().rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[_UTIME]) + int(fields[_STIME])) / os.sysconf("SC_CLK_TCK")
+
+
 def usage(pid: int) -> Usage:
     """CPU time (user + system) and resident memory of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    cpu = _cpu_seconds(_stat(Path(f"/proc/{pid}/stat"))[1])
     rss = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -156,26 +169,22 @@ def cpu_by_process() -> dict[tuple[int, int, str], float]:
     start time (a pid reused is another process) and command name: ``kube-apiserver``,
     ``etcd``, ``salad-vk run``, ``salad-vk simulate``, ``python`` (the rest)."""
     spent: dict[tuple[int, int, str], float] = {}
-    ticks = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            head, _, rest = stat.read_text().rpartition(")")
+            name, fields = _stat(stat)
         except OSError:  # gone since the listing
             continue
-        fields = rest.split()
-        name = head.partition("(")[2]
         if name == "python" or name.startswith("python3"):
             name = _python_role(stat.parent)
         elif name.startswith("kworker/"):  # named after their current work item
             name = "kworker (kernel)"
-        key = (int(stat.parent.name), int(fields[19]), name)
-        spent[key] = (int(fields[11]) + int(fields[12])) / ticks
+        spent[(int(stat.parent.name), int(fields[_STARTTIME]), name)] = _cpu_seconds(fields)
     return spent
 
 
 def nice_of(pid: int) -> int:
     """The nice value a process runs at (``nice -n`` without the right only warns)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
+    return int(_stat(Path(f"/proc/{pid}/stat"))[1][_NICE])
 
 
 def _python_role(proc: Path) -> str:
