@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from config import parse_listen_address
 
+from . import heap
 from .errors import CliError
 from .metrics import ProcessMetrics
 
@@ -76,6 +77,13 @@ class _Family(Collector):
 
 
 async def render(registry: CollectorRegistry) -> bytes:
+    """``_render_slices`` with the collector paused (``heap.collections_paused``): the
+    render's samples, freed before collections resume, do not set one off."""
+    with heap.collections_paused():
+        return await _render_slices(registry)
+
+
+async def _render_slices(registry: CollectorRegistry) -> bytes:
     """The page ``generate_latest(registry)`` renders, in slices of a thousand samples
     with a turn of the event loop between them.
 

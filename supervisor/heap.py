@@ -12,13 +12,16 @@ of them, nearly all alive for as long as the process is. Two changes:
   Objects freed by reference counting are freed as before; only reference cycles
   among objects alive at the freeze are kept for good, and those are the
   long-lived structures of the process.
+
+And one pause: a ``/metrics`` render (``collections_paused``). See there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 
@@ -83,3 +86,39 @@ async def keep_frozen(
             await anyio.sleep(quiet)
             if _Thaws.count == seen:
                 break
+
+
+class _Pause:
+    """Renders under way (they overlap when two scrapers ask at once), and whether the
+    collector was on when the first began."""
+
+    depth = 0
+    resume = False
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[None]:
+    """No automatic collection inside: for work that allocates many short-lived
+    objects, all freed by reference counting, across several turns of the loop.
+
+    The collector starts a young collection once allocations outnumber frees by the
+    threshold, and what it walks then is every object made since the last one that
+    is still alive. At a thousand nodes that is the state in flux: each node's
+    pending timers, cancel scopes, events and requests, 100,000-190,000 objects and
+    0.1-0.35 s of CPU in one turn (``docs/benchmarks.md``). A ``/metrics`` render
+    makes a sample object per line, about 60,000 at a thousand nodes, so every scrape
+    set off one or two of those walks, and they were most of the loop's long turns.
+    The render's own objects need none of it: they are gone when the page is written.
+    Collections resume when the last overlapping pause ends; a collector someone else
+    turned off stays off.
+    """
+    if _Pause.depth == 0:
+        _Pause.resume = gc.isenabled()
+        gc.disable()
+    _Pause.depth += 1
+    try:
+        yield
+    finally:
+        _Pause.depth -= 1
+        if _Pause.depth == 0 and _Pause.resume:
+            gc.enable()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -181,6 +182,27 @@ async def test_metrics_render_as_prometheus_client_does_letting_the_loop_run_in_
     assert all(earlier < later for earlier, later in itertools.pairwise(seen))
     assert page >= 5 + 2 + 1 + 2 + 6 - 1
     assert rendered.decode() == generate_latest(registry).decode()
+
+
+@pytest.mark.usefixtures("created_samples_off")
+async def test_a_render_sets_off_no_collection_however_many_samples_it_makes() -> None:
+    registry = CollectorRegistry()
+    young = gc.get_threshold()[0]
+    registry.register(_Turns("many", 2 * young, [0], []))
+    started: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    assert gc.isenabled()
+    gc.callbacks.append(note)
+    try:
+        await render(registry)
+    finally:
+        gc.callbacks.remove(note)
+    assert started == []
+    assert gc.isenabled()
 
 
 async def test_metrics_with_created_samples_render_as_prometheus_client_does() -> None:

@@ -67,3 +67,70 @@ async def test_a_handoff_thaws_the_heap_and_it_is_frozen_again_once_quiet(unfroz
             while not gc.get_freeze_count():
                 await anyio.sleep(0.05)
         group.cancel_scope.cancel()
+
+
+@pytest.fixture
+def collections_seen() -> Iterator[list[int]]:
+    """The generation of every collection that starts while the test runs."""
+    seen: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(note)
+    yield seen
+    gc.callbacks.remove(note)
+    if not was_enabled:
+        gc.disable()
+
+
+def _churn(threshold: int) -> list[list[object]]:
+    """Three times the young threshold in container objects, all kept alive."""
+    return [[] for _ in range(3 * threshold)]
+
+
+def test_no_collection_starts_while_paused_and_they_resume_after(
+    collections_seen: list[int],
+) -> None:
+    young = gc.get_threshold()[0]
+    with heap.collections_paused():
+        kept = _churn(young)
+        assert collections_seen == []
+    assert gc.isenabled()
+    kept += _churn(young)
+    assert 0 in collections_seen, "allocations after the pause collect as before"
+
+
+def test_overlapping_pauses_resume_collections_when_the_last_one_ends(
+    collections_seen: list[int],
+) -> None:
+    first = heap.collections_paused()
+    second = heap.collections_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled(), "the second render is still under way"
+    kept = _churn(gc.get_threshold()[0])
+    assert collections_seen == []
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    del kept
+
+
+def test_a_collector_turned_off_elsewhere_stays_off(collections_seen: list[int]) -> None:
+    gc.disable()
+    try:
+        with heap.collections_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_pause_that_ends_in_an_error_resumes_collections(collections_seen: list[int]) -> None:
+    with pytest.raises(RuntimeError), heap.collections_paused():
+        raise RuntimeError("the scraper went away")
+    assert gc.isenabled()
