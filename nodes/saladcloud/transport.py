@@ -204,7 +204,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trust_env=False,  # read once, above; never per request
-                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookies: see _KeyedClient
                 auto_decompress=False,  # httpx decodes by Content-Encoding
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             )
@@ -250,6 +250,35 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing it is handed."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _KeyedClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` without a cookie jar.
+
+    SaladCloud authenticates every request by its key, and this one client carries
+    every node's requests, under every tenant's key: a jar would send what the API set
+    on one key's answer with the requests of all the others. It would also cost more
+    than anything else httpx does per request: extracting cookies builds a urllib
+    request and response around every answer, about a tenth of the CPU of a list
+    (``python -m tests.benchmarks.salad_requests``).
+    """
+
+    _jar = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("the SaladCloud client keeps no cookies: the API key authenticates")
+
+
 def saladcloud_http_client(
     limits: httpx.Limits,
     timeout: httpx.Timeout,
@@ -273,6 +302,6 @@ def saladcloud_http_client(
     )
     # trust_env=False: httpx would otherwise mount its own (httpcore) proxy transports
     # from the environment, around ours; the proxy is chosen by our transport instead.
-    return httpx.AsyncClient(
+    return _KeyedClient(
         transport=InFlightWindow(pool, connections), timeout=timeout, trust_env=False
     )

@@ -176,6 +176,22 @@ async def test_requests_and_answers_pass_through_unchanged() -> None:
     }
 
 
+async def test_a_cookie_one_tenant_was_given_is_never_sent_with_any_request() -> None:
+    async def tracker(request: web.Request) -> web.Response:
+        answer = web.json_response({"cookie": request.headers.get("Cookie")})
+        answer.set_cookie("session", request.headers.get("Salad-Api-Key", ""))
+        return answer
+
+    async with serving(tracker) as url, pool() as http:
+        first = await http.get(f"{url}/a", headers={"Salad-Api-Key": "tenant-a"})
+        second = await http.get(f"{url}/b", headers={"Salad-Api-Key": "tenant-b"})
+        assert "session=tenant-a" in first.headers["Set-Cookie"]
+        assert second.json() == {"cookie": None}
+        assert not http.cookies
+        with pytest.raises(TypeError, match="no cookies"):
+            http.cookies = {"session": "x"}
+
+
 async def test_a_compressed_answer_is_decoded_once() -> None:
     document = {"items": [{"name": f"g{i}"} for i in range(50)]}
 
