@@ -67,6 +67,17 @@ def identity_of(holder: str) -> str:
     return holder.split("/", maxsplit=1)[0]
 
 
+def _without_managed_fields(lease: JSON) -> JSON:
+    """The Lease as the keeper holds it, and so as its renewals send it: without
+    ``metadata.managedFields``, which the API server keeps as they were when an update
+    leaves them out. They were half of every renewal's body, copied, serialized and
+    parsed 100 times a second at 1,000 nodes, and half of the objects each node held."""
+    metadata = lease.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return lease
+
+
 class LeaseLost(Exception):
     """The node's Lease is another's, or could not be kept: stop the node, do not
     restart it (the supervisor decides what happens to the node next)."""
@@ -297,7 +308,7 @@ class LeaseKeeper:
             return
 
     def _took(self, lease: JSON, sent: float) -> None:
-        self._lease = lease
+        self._lease = _without_managed_fields(lease)
         self._tenure.renewed(sent)
         self.last_renewal = time.monotonic()
 
@@ -375,4 +386,4 @@ class LeaseKeeper:
         if holder != self.holder:
             self._tenure.end(f"its Lease was taken by {holder or 'nobody (released)'}")
             raise LeaseLost(f"node {self._node}: Lease now held by {holder!r}", kind="taken")
-        self._lease = current
+        self._lease = _without_managed_fields(current)
