@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
@@ -88,16 +89,21 @@ async def keep_frozen(
                 break
 
 
+LONGEST_PAUSE = 10.0
+"""Seconds after which overlapping pauses stop holding the collector off."""
+
+
 class _Pause:
-    """Renders under way (they overlap when two scrapers ask at once), and whether the
-    collector was on when the first began."""
+    """Renders under way (they overlap when two scrapers ask at once), whether the
+    collector was on when the first began, and when that was."""
 
     depth = 0
     resume = False
+    since = 0.0
 
 
 @contextlib.contextmanager
-def collections_paused() -> Iterator[None]:
+def collections_paused(clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
     """No automatic collection inside: for work that allocates many short-lived
     objects, all freed by reference counting, across several turns of the loop.
 
@@ -109,12 +115,18 @@ def collections_paused() -> Iterator[None]:
     makes a sample object per line, about 60,000 at a thousand nodes, so every scrape
     set off one or two of those walks, and they were most of the loop's long turns.
     The render's own objects need none of it: they are gone when the page is written.
+
     Collections resume when the last overlapping pause ends; a collector someone else
-    turned off stays off.
+    turned off stays off. Scrapers that keep renders overlapping without a gap would
+    keep it off for good, and cyclic garbage with it: a pause that begins once the
+    first has lasted ``LONGEST_PAUSE`` turns the collector back on instead.
     """
     if _Pause.depth == 0:
         _Pause.resume = gc.isenabled()
+        _Pause.since = clock()
         gc.disable()
+    elif _Pause.resume and clock() - _Pause.since > LONGEST_PAUSE:
+        gc.enable()
     _Pause.depth += 1
     try:
         yield

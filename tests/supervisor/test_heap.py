@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Iterator
 
@@ -71,7 +72,8 @@ async def test_a_handoff_thaws_the_heap_and_it_is_frozen_again_once_quiet(unfroz
 
 @pytest.fixture
 def collections_seen() -> Iterator[list[int]]:
-    """The generation of every collection that starts while the test runs."""
+    """The generation of every collection that starts while the test runs, from an
+    empty youngest generation (so that what came before cannot start one)."""
     seen: list[int] = []
 
     def note(phase: str, info: dict[str, int]) -> None:
@@ -81,6 +83,8 @@ def collections_seen() -> Iterator[list[int]]:
     was_enabled = gc.isenabled()
     gc.enable()
     gc.callbacks.append(note)
+    gc.collect()
+    seen.clear()
     yield seen
     gc.callbacks.remove(note)
     if not was_enabled:
@@ -107,15 +111,34 @@ def test_no_collection_starts_while_paused_and_they_resume_after(
 def test_overlapping_pauses_resume_collections_when_the_last_one_ends(
     collections_seen: list[int],
 ) -> None:
-    first = heap.collections_paused()
-    second = heap.collections_paused()
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)
-    assert not gc.isenabled(), "the second render is still under way"
-    kept = _churn(gc.get_threshold()[0])
-    assert collections_seen == []
-    second.__exit__(None, None, None)
+    with contextlib.ExitStack() as second:
+        with heap.collections_paused():
+            second.enter_context(heap.collections_paused())
+        assert not gc.isenabled(), "the second render is still under way"
+        kept = _churn(gc.get_threshold()[0])
+        assert collections_seen == []
+    assert gc.isenabled()
+    del kept
+
+
+def test_renders_that_keep_overlapping_hold_the_collector_off_only_so_long(
+    collections_seen: list[int],
+) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    with contextlib.ExitStack() as renders:
+        renders.enter_context(heap.collections_paused(clock))
+        now[0] = heap.LONGEST_PAUSE / 2
+        renders.enter_context(heap.collections_paused(clock))
+        assert not gc.isenabled()
+        now[0] = heap.LONGEST_PAUSE + 1
+        renders.enter_context(heap.collections_paused(clock))
+        assert gc.isenabled(), "a pause begun after LONGEST_PAUSE lets collections run"
+        kept = _churn(gc.get_threshold()[0])
+        assert 0 in collections_seen
     assert gc.isenabled()
     del kept
 
