@@ -50,7 +50,6 @@ log = logging.getLogger("nodes.saladcloud")
 _Model = TypeVar("_Model", bound=BaseModel)
 
 _DETAIL_LIMIT = 300
-_URLS_KEPT = 64
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
 _NAME_CONFLICT = "name_conflict"
@@ -146,8 +145,11 @@ class SaladClient:
         self._retry = retry if retry is not None else RetryPolicy()
         self._timeout = httpx.Timeout(timeout)
         self._log_extra = {"node": node, "project": f"{organization}/{project}"}
-        self._urls: dict[str, httpx.URL] = {}
         self._list_path = self._containers()
+        # Parsed once: httpx parses a URL given as a string on every request, a tenth
+        # of a list's CPU in the client. The list is the request a node makes every
+        # poll; the others come with pod events.
+        self._list_url = httpx.URL(self._base_url + self._list_path)
 
     def __repr__(self) -> str:
         return (
@@ -259,18 +261,6 @@ class SaladClient:
 
     # --- plumbing --------------------------------------------------------------------
 
-    def _url(self, path: str) -> httpx.URL:
-        """The URL of ``path``, parsed once: httpx parses a URL given as a string on
-        every request, a tenth of a list's CPU in the client. A node's paths are few
-        (the list, and one or a few per group), so the cache is bounded by starting
-        over, not by eviction."""
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) >= _URLS_KEPT:
-                self._urls.clear()
-            url = self._urls[path] = httpx.URL(self._base_url + path)
-        return url
-
     def _organization_path(self, *rest: str) -> str:
         parts = ["organizations", self._organization, *rest]
         return "/" + "/".join(quote(p, safe="") for p in parts)
@@ -345,7 +335,7 @@ class SaladClient:
         try:
             response = await self._http.request(
                 call.method,
-                self._url(call.path),
+                self._list_url if call.path == self._list_path else self._base_url + call.path,
                 headers=headers,
                 content=call.body,
                 timeout=self._timeout,

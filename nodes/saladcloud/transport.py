@@ -251,10 +251,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing it is handed."""
+    """A cookie jar that keeps nothing: what a response sets is dropped, and a cookie
+    set by hand is refused."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
         pass
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError(_NO_COOKIES)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        raise TypeError(_NO_COOKIES)
+
+    def update(self, cookies: Any = None) -> None:  # type: ignore[override]
+        if cookies:
+            raise TypeError(_NO_COOKIES)
+
+
+_NO_COOKIES = "the SaladCloud client keeps no cookies: the API key authenticates"
 
 
 class _KeyedClient(httpx.AsyncClient):
@@ -269,6 +283,7 @@ class _KeyedClient(httpx.AsyncClient):
     """
 
     _jar = _NoCookies()
+    """Shared by every instance: it can hold nothing."""
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -276,7 +291,7 @@ class _KeyedClient(httpx.AsyncClient):
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
-        raise TypeError("the SaladCloud client keeps no cookies: the API key authenticates")
+        raise TypeError(_NO_COOKIES)
 
 
 def saladcloud_http_client(

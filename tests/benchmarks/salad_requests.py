@@ -16,8 +16,9 @@ import argparse
 import cProfile
 import pstats
 import resource
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import anyio
 import httpx
@@ -30,7 +31,7 @@ from tests.saladcloud.builders import client, prototype
 
 from . import common
 
-_ORG, _PROJECT, _KEY = "bench-org", "bench-project", "bench-key"
+_PROJECT, _KEY = "bench-project", "bench-key"
 
 
 def _cpu() -> float:
@@ -49,7 +50,7 @@ async def _measure(url: str, requests: int, nodes: int, profile: int) -> None:
                 KeyBudget(1_000_000),
                 node=f"bench-{index}",
                 key=_KEY,
-                organization=_ORG,
+                organization=common.ORG,
                 project=_PROJECT,
                 metrics=metrics,
             )
@@ -95,24 +96,14 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     args = parser.parse_args()
     port = common.free_port()
-    command = common.salad_vk(
-        "simulate",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--project",
-        f"{_ORG}/{_PROJECT}",
-        "--api-key",
-        _KEY,
-        "--rate-limit",
-        "1000000",
-    )
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as sim:
-        try:
-            url = f"http://127.0.0.1:{port}/api/public"
-            common.wait_for(f"{url}/organizations/{_ORG}/gpu-classes")
-            anyio.run(_measure, url, args.requests, args.nodes, args.profile)
-        finally:
-            sim.terminate()
+    command = common.simulator_command(port, [_PROJECT], [_KEY], rate_limit=1_000_000)
+    with (
+        tempfile.TemporaryDirectory(prefix="salad-vk-bench-") as folder,
+        common.process(command, Path(folder) / "simulator.log"),
+    ):
+        url = f"http://127.0.0.1:{port}/api/public"
+        common.wait_for(f"{url}/organizations/{common.ORG}/gpu-classes")
+        anyio.run(_measure, url, args.requests, args.nodes, args.profile)
 
 
 if __name__ == "__main__":

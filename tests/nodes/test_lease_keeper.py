@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from typing import Any
 
 import anyio
 import pytest
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from nodes.kube import KubeClient
+from nodes.kube import KubeClient, KubeNotFound
 from nodes.lease import LeaseKeeper, lease_path
 from nodes.tenure import Tenure
 
@@ -64,4 +65,5 @@ async def test_renewals_leave_out_managed_fields_and_the_server_keeps_them(
         assert renewed["spec"]["renewTime"] > created["spec"]["renewTime"]
         assert renewed["metadata"]["labels"] == {"example.com/kept": "yes"}
     finally:
-        await kube.delete(lease_path(name))
+        with suppress(KubeNotFound):
+            await kube.delete(lease_path(name))

@@ -190,6 +190,12 @@ async def test_a_cookie_one_tenant_was_given_is_never_sent_with_any_request() ->
         assert not http.cookies
         with pytest.raises(TypeError, match="no cookies"):
             http.cookies = {"session": "x"}
+        with pytest.raises(TypeError, match="no cookies"):
+            http.cookies.set("session", "x")
+        with pytest.raises(TypeError, match="no cookies"):
+            http.cookies["session"] = "x"
+        with pytest.raises(TypeError, match="no cookies"):
+            http.cookies.update({"session": "x"})
 
 
 async def test_a_compressed_answer_is_decoded_once() -> None:
