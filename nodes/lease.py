@@ -71,7 +71,7 @@ def _without_managed_fields(lease: JSON) -> JSON:
     """The Lease as the keeper holds it, and so as its renewals send it: without
     ``metadata.managedFields``, which the API server keeps as they were when an update
     leaves them out. They were half of every renewal's body, copied, serialized and
-    parsed 100 times a second at 1,000 nodes, and half of the objects each node held."""
+    parsed 100 times a second at 1,000 nodes, and half of the Lease each node held."""
     metadata = lease.get("metadata")
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)

@@ -112,14 +112,14 @@ def collections_paused(clock: Callable[[], float] = time.monotonic) -> Iterator[
     is still alive. At a thousand nodes that is the state in flux: each node's
     pending timers, cancel scopes, events and requests, 100,000-190,000 objects and
     0.1-0.35 s of CPU in one turn (``docs/benchmarks.md``). A ``/metrics`` render
-    makes a sample object per line, about 60,000 at a thousand nodes, so every scrape
+    makes a sample object per line, 40,000-60,000 allocations at a thousand nodes, so every scrape
     set off one or two of those walks, and they were most of the loop's long turns.
     The render's own objects need none of it: they are gone when the page is written.
 
-    Collections resume when the last overlapping pause ends; a collector someone else
-    turned off stays off. Scrapers that keep renders overlapping without a gap would
-    keep it off for good, and cyclic garbage with it: a pause that begins once the
-    first has lasted ``LONGEST_PAUSE`` turns the collector back on instead.
+    Collections resume when the last overlapping pause ends; a collector turned off
+    before the first began stays off. Scrapers that keep renders overlapping without a
+    gap would keep it off for good, and cyclic garbage with it: a pause that begins or
+    ends once the first has lasted ``LONGEST_PAUSE`` turns the collector back on.
     """
     if _Pause.depth == 0:
         _Pause.resume = gc.isenabled()
@@ -132,5 +132,6 @@ def collections_paused(clock: Callable[[], float] = time.monotonic) -> Iterator[
         yield
     finally:
         _Pause.depth -= 1
-        if _Pause.depth == 0 and _Pause.resume:
+        overdue = clock() - _Pause.since > LONGEST_PAUSE
+        if _Pause.resume and (_Pause.depth == 0 or overdue):
             gc.enable()

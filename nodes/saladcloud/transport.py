@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import aiohttp
@@ -250,22 +251,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+class _RefusingJar(CookieJar):
+    def set_cookie(self, cookie: Cookie) -> None:
+        raise TypeError(_NO_COOKIES)
+
+
 class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing: what a response sets is dropped, and a cookie
-    set by hand is refused."""
+    """A cookie jar that keeps nothing: what a response sets is dropped unread, and a
+    cookie set by hand, through the jar or around it, is refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jar = _RefusingJar()
 
     def extract_cookies(self, response: httpx.Response) -> None:
         pass
-
-    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
-        raise TypeError(_NO_COOKIES)
-
-    def __setitem__(self, name: str, value: str) -> None:
-        raise TypeError(_NO_COOKIES)
-
-    def update(self, cookies: Any = None) -> None:  # type: ignore[override]
-        if cookies:
-            raise TypeError(_NO_COOKIES)
 
 
 _NO_COOKIES = "the SaladCloud client keeps no cookies: the API key authenticates"

@@ -196,6 +196,9 @@ async def test_a_cookie_one_tenant_was_given_is_never_sent_with_any_request() ->
             http.cookies["session"] = "x"
         with pytest.raises(TypeError, match="no cookies"):
             http.cookies.update({"session": "x"})
+        with pytest.raises(TypeError, match="no cookies"):
+            http.cookies.jar.set_cookie(next(iter(first.cookies.jar)))
+        assert not http.cookies
 
 
 async def test_a_compressed_answer_is_decoded_once() -> None:

@@ -101,6 +101,7 @@ def test_no_collection_starts_while_paused_and_they_resume_after(
 ) -> None:
     young = gc.get_threshold()[0]
     with heap.collections_paused():
+        collections_seen.clear()  # what the test runner did before the pause
         kept = _churn(young)
         assert collections_seen == []
     assert gc.isenabled()
@@ -113,6 +114,7 @@ def test_overlapping_pauses_resume_collections_when_the_last_one_ends(
 ) -> None:
     with contextlib.ExitStack() as second:
         with heap.collections_paused():
+            collections_seen.clear()
             second.enter_context(heap.collections_paused())
         assert not gc.isenabled(), "the second render is still under way"
         kept = _churn(gc.get_threshold()[0])
@@ -141,6 +143,22 @@ def test_renders_that_keep_overlapping_hold_the_collector_off_only_so_long(
         assert 0 in collections_seen
     assert gc.isenabled()
     del kept
+
+
+def test_a_pause_that_ends_after_longest_pause_lets_collections_run_meanwhile(
+    collections_seen: list[int],
+) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    with contextlib.ExitStack() as last:
+        with heap.collections_paused(clock):
+            last.enter_context(heap.collections_paused(clock))
+            now[0] = heap.LONGEST_PAUSE + 1
+        assert gc.isenabled(), "the render still under way no longer holds it off"
+    assert gc.isenabled()
 
 
 def test_a_collector_turned_off_elsewhere_stays_off(collections_seen: list[int]) -> None:
