@@ -342,33 +342,65 @@ class MemberKeeper:
         self._on_change()
         with anyio.move_on_after(within):
             async with self._lock:
-                if self._lease is None:
+                for attempt in range(2):
+                    if self._lease is None:
+                        return
+                    body = copy.deepcopy(self._lease)
+                    body["metadata"].setdefault("annotations", {})[LEAVING_ANNOTATION] = "true"
+                    try:
+                        self._lease = await self._kube.put(self._path, body, request_timeout=within)
+                    except KubeConflict as error:
+                        if not attempt and await self._reread_own(within):
+                            continue
+                        log.warning(
+                            "could not mark membership as leaving: %s", error, extra=self._extra
+                        )
+                    except KubeError as error:
+                        log.warning(
+                            "could not mark membership as leaving: %s", error, extra=self._extra
+                        )
                     return
-                body = copy.deepcopy(self._lease)
-                body["metadata"].setdefault("annotations", {})[LEAVING_ANNOTATION] = "true"
-                try:
-                    self._lease = await self._kube.put(self._path, body, request_timeout=within)
-                except KubeError as error:
-                    log.warning(
-                        "could not mark membership as leaving: %s", error, extra=self._extra
-                    )
 
     async def remove(self, within: float = 3.0) -> None:
         """Delete the membership Lease (last step of a clean shutdown)."""
         with anyio.move_on_after(within):
             async with self._lock:
-                if self._lease is None:
+                for attempt in range(2):
+                    if self._lease is None:
+                        return
+                    version = self._lease["metadata"].get("resourceVersion")
+                    try:
+                        await self._kube.delete(
+                            self._path, {"preconditions": {"resourceVersion": version}}
+                        )
+                    except KubeConflict as error:
+                        if not attempt and await self._reread_own(within):
+                            continue
+                        log.warning(
+                            "could not delete the membership Lease: %s", error, extra=self._extra
+                        )
+                    except KubeError as error:
+                        log.warning(
+                            "could not delete the membership Lease: %s", error, extra=self._extra
+                        )
+                    self._lease = None
                     return
-                version = self._lease["metadata"].get("resourceVersion")
-                try:
-                    await self._kube.delete(
-                        self._path, {"preconditions": {"resourceVersion": version}}
-                    )
-                except KubeError as error:
-                    log.warning(
-                        "could not delete the membership Lease: %s", error, extra=self._extra
-                    )
-                self._lease = None
+
+    async def _reread_own(self, within: float) -> bool:
+        """After a conflict on the way out: True, with the Lease as it is now, if it is
+        still this run's. A renewal cut short by the shutdown may have been written
+        though its answer never came back; the Lease is then ours at a newer version,
+        and marking it leaving or deleting it must not fail on that. Another run's
+        Lease (a restart took it over) is left alone."""
+        try:
+            current = await self._kube.get(self._path, request_timeout=within)
+        except KubeError:
+            return False
+        if (current.get("spec") or {}).get("holderIdentity") != self.holder:
+            self._lease = None
+            return False
+        self._lease = current
+        return True
 
     # --- running ---------------------------------------------------------------------
 

@@ -291,3 +291,54 @@ async def test_a_restarted_replica_takes_its_membership_back_and_the_old_run_ste
         with pytest.raises(KubeNotFound):
             await kube.get(path)
         group.cancel_scope.cancel()
+
+
+async def test_leaving_and_removal_go_through_after_a_write_the_keeper_never_saw(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    """A renewal cut short by the shutdown can be written without its answer coming
+    back: the keeper's copy is then a version behind, and its way out must not fail
+    on that (the other replicas would wait out its silence before taking its nodes)."""
+    kube = KubeClient(kube_api, node="test")
+    identity = f"salad-vk-{uuid.uuid4().hex[:6]}"
+    keeper = MemberKeeper(kube, namespace, identity, f"{identity}/run1", ownership_timeout=60.0)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{keeper.name}"
+
+    async def written_unseen() -> None:
+        lease = await kube.get(path)
+        lease["spec"]["renewTime"] = lease["spec"]["renewTime"][:-2] + "9Z"
+        await kube.put(path, lease)
+
+    async with anyio.create_task_group() as group:
+        await group.start(keeper.run)
+        await written_unseen()
+        await keeper.leave()
+        lease = await kube.get(path)
+        assert lease["metadata"]["annotations"][LEAVING_ANNOTATION] == "true"
+        assert lease["spec"]["holderIdentity"] == f"{identity}/run1"
+        await written_unseen()
+        await keeper.remove()
+        with pytest.raises(KubeNotFound):
+            await kube.get(path)
+        group.cancel_scope.cancel()
+
+
+async def test_the_way_out_leaves_a_lease_another_run_took_alone(
+    kube_api: ApiClient, namespace: str
+) -> None:
+    kube = KubeClient(kube_api, node="test")
+    identity = f"salad-vk-{uuid.uuid4().hex[:6]}"
+    keeper = MemberKeeper(kube, namespace, identity, f"{identity}/run1", ownership_timeout=60.0)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{keeper.name}"
+    async with anyio.create_task_group() as group:
+        await group.start(keeper.run)
+        lease = await kube.get(path)
+        lease["spec"]["holderIdentity"] = f"{identity}/run2"
+        await kube.put(path, lease)
+        await keeper.leave()
+        await keeper.remove()
+        lease = await kube.get(path)
+        assert lease["spec"]["holderIdentity"] == f"{identity}/run2"
+        assert LEAVING_ANNOTATION not in (lease["metadata"].get("annotations") or {})
+        await kube.delete(path)
+        group.cancel_scope.cancel()
