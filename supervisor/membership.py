@@ -39,7 +39,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -341,50 +341,42 @@ class MemberKeeper:
         self.phase = Phase.LEAVING
         self._on_change()
         with anyio.move_on_after(within):
-            async with self._lock:
-                for attempt in range(2):
-                    if self._lease is None:
-                        return
-                    body = copy.deepcopy(self._lease)
-                    body["metadata"].setdefault("annotations", {})[LEAVING_ANNOTATION] = "true"
-                    try:
-                        self._lease = await self._kube.put(self._path, body, request_timeout=within)
-                    except KubeConflict as error:
-                        if not attempt and await self._reread_own(within):
-                            continue
-                        log.warning(
-                            "could not mark membership as leaving: %s", error, extra=self._extra
-                        )
-                    except KubeError as error:
-                        log.warning(
-                            "could not mark membership as leaving: %s", error, extra=self._extra
-                        )
-                    return
+            await self._on_the_way_out("mark membership as leaving", self._mark_leaving, within)
 
     async def remove(self, within: float = 3.0) -> None:
         """Delete the membership Lease (last step of a clean shutdown)."""
         with anyio.move_on_after(within):
-            async with self._lock:
-                for attempt in range(2):
-                    if self._lease is None:
-                        return
-                    version = self._lease["metadata"].get("resourceVersion")
-                    try:
-                        await self._kube.delete(
-                            self._path, {"preconditions": {"resourceVersion": version}}
-                        )
-                    except KubeConflict as error:
-                        if not attempt and await self._reread_own(within):
-                            continue
-                        log.warning(
-                            "could not delete the membership Lease: %s", error, extra=self._extra
-                        )
-                    except KubeError as error:
-                        log.warning(
-                            "could not delete the membership Lease: %s", error, extra=self._extra
-                        )
-                    self._lease = None
+            await self._on_the_way_out("delete the membership Lease", self._delete, within)
+            self._lease = None
+
+    async def _mark_leaving(self, lease: JSON, within: float) -> None:
+        body = copy.deepcopy(lease)
+        body["metadata"].setdefault("annotations", {})[LEAVING_ANNOTATION] = "true"
+        self._lease = await self._kube.put(self._path, body, request_timeout=within)
+
+    async def _delete(self, lease: JSON, within: float) -> None:
+        version = lease["metadata"].get("resourceVersion")
+        await self._kube.delete(self._path, {"preconditions": {"resourceVersion": version}})
+
+    async def _on_the_way_out(
+        self, step: str, write: Callable[[JSON, float], Awaitable[None]], within: float
+    ) -> None:
+        """One write of the Lease as last known, once more after a conflict if the
+        Lease is still this run's (``_reread_own``); a failure is logged, not raised:
+        the process is leaving either way."""
+        async with self._lock:
+            for attempt in range(2):
+                if self._lease is None:
                     return
+                try:
+                    await write(self._lease, within)
+                except KubeConflict as error:
+                    if not attempt and await self._reread_own(within):
+                        continue
+                    log.warning("could not %s: %s", step, error, extra=self._extra)
+                except KubeError as error:
+                    log.warning("could not %s: %s", step, error, extra=self._extra)
+                return
 
     async def _reread_own(self, within: float) -> bool:
         """After a conflict on the way out: True, with the Lease as it is now, if it is

@@ -123,20 +123,23 @@ def test_overlapping_pauses_resume_collections_when_the_last_one_ends(
     del kept
 
 
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_renders_that_keep_overlapping_hold_the_collector_off_only_so_long(
     collections_seen: list[int],
 ) -> None:
-    now = [0.0]
-
-    def clock() -> float:
-        return now[0]
-
+    clock = Clock()
     with contextlib.ExitStack() as renders:
         renders.enter_context(heap.collections_paused(clock))
-        now[0] = heap.LONGEST_PAUSE / 2
+        clock.now = heap.LONGEST_PAUSE / 2
         renders.enter_context(heap.collections_paused(clock))
         assert not gc.isenabled()
-        now[0] = heap.LONGEST_PAUSE + 1
+        clock.now = heap.LONGEST_PAUSE + 1
         renders.enter_context(heap.collections_paused(clock))
         assert gc.isenabled(), "a pause begun after LONGEST_PAUSE lets collections run"
         kept = _churn(gc.get_threshold()[0])
@@ -148,15 +151,11 @@ def test_renders_that_keep_overlapping_hold_the_collector_off_only_so_long(
 def test_a_pause_that_ends_after_longest_pause_lets_collections_run_meanwhile(
     collections_seen: list[int],
 ) -> None:
-    now = [0.0]
-
-    def clock() -> float:
-        return now[0]
-
+    clock = Clock()
     with contextlib.ExitStack() as last:
         with heap.collections_paused(clock):
             last.enter_context(heap.collections_paused(clock))
-            now[0] = heap.LONGEST_PAUSE + 1
+            clock.now = heap.LONGEST_PAUSE + 1
         assert gc.isenabled(), "the render still under way no longer holds it off"
     assert gc.isenabled()
 

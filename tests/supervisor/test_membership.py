@@ -293,6 +293,14 @@ async def test_a_restarted_replica_takes_its_membership_back_and_the_old_run_ste
         group.cancel_scope.cancel()
 
 
+def quiet_keeper(kube: KubeClient, namespace: str) -> tuple[MemberKeeper, str]:
+    """A keeper that renews only every 8 s (nothing between a test's steps), and the
+    path of its Lease."""
+    identity = f"salad-vk-{uuid.uuid4().hex[:6]}"
+    keeper = MemberKeeper(kube, namespace, identity, f"{identity}/run1", ownership_timeout=60.0)
+    return keeper, f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{keeper.name}"
+
+
 async def test_leaving_and_removal_go_through_after_a_write_the_keeper_never_saw(
     kube_api: ApiClient, namespace: str
 ) -> None:
@@ -300,9 +308,7 @@ async def test_leaving_and_removal_go_through_after_a_write_the_keeper_never_saw
     back: the keeper's copy is then a version behind, and its way out must not fail
     on that (the other replicas would wait out its silence before taking its nodes)."""
     kube = KubeClient(kube_api, node="test")
-    identity = f"salad-vk-{uuid.uuid4().hex[:6]}"
-    keeper = MemberKeeper(kube, namespace, identity, f"{identity}/run1", ownership_timeout=60.0)
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{keeper.name}"
+    keeper, path = quiet_keeper(kube, namespace)
 
     async def written_unseen() -> None:
         lease = await kube.get(path)
@@ -315,7 +321,7 @@ async def test_leaving_and_removal_go_through_after_a_write_the_keeper_never_saw
         await keeper.leave()
         lease = await kube.get(path)
         assert lease["metadata"]["annotations"][LEAVING_ANNOTATION] == "true"
-        assert lease["spec"]["holderIdentity"] == f"{identity}/run1"
+        assert lease["spec"]["holderIdentity"] == keeper.holder
         await written_unseen()
         await keeper.remove()
         with pytest.raises(KubeNotFound):
@@ -327,18 +333,16 @@ async def test_the_way_out_leaves_a_lease_another_run_took_alone(
     kube_api: ApiClient, namespace: str
 ) -> None:
     kube = KubeClient(kube_api, node="test")
-    identity = f"salad-vk-{uuid.uuid4().hex[:6]}"
-    keeper = MemberKeeper(kube, namespace, identity, f"{identity}/run1", ownership_timeout=60.0)
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{keeper.name}"
+    keeper, path = quiet_keeper(kube, namespace)
     async with anyio.create_task_group() as group:
         await group.start(keeper.run)
         lease = await kube.get(path)
-        lease["spec"]["holderIdentity"] = f"{identity}/run2"
+        lease["spec"]["holderIdentity"] = keeper.holder.replace("/run1", "/run2")
         await kube.put(path, lease)
         await keeper.leave()
         await keeper.remove()
         lease = await kube.get(path)
-        assert lease["spec"]["holderIdentity"] == f"{identity}/run2"
+        assert lease["spec"]["holderIdentity"] == keeper.holder.replace("/run1", "/run2")
         assert LEAVING_ANNOTATION not in (lease["metadata"].get("annotations") or {})
         await kube.delete(path)
         group.cancel_scope.cancel()
