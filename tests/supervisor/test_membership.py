@@ -312,8 +312,9 @@ async def test_leaving_and_removal_go_through_after_a_write_the_keeper_never_saw
 
     async def written_unseen() -> None:
         lease = await kube.get(path)
-        lease["spec"]["renewTime"] = lease["spec"]["renewTime"][:-2] + "9Z"
-        await kube.put(path, lease)
+        lease["metadata"].setdefault("annotations", {})["test/unseen"] = uuid.uuid4().hex
+        written = await kube.put(path, lease)
+        assert written["metadata"]["resourceVersion"] != lease["metadata"]["resourceVersion"]
 
     async with anyio.create_task_group() as group:
         await group.start(keeper.run)
