@@ -182,6 +182,11 @@ def cpu_by_process() -> dict[tuple[int, int, str], float]:
     return spent
 
 
+def own_cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far."""
+    return usage(os.getpid()).cpu_seconds
+
+
 def nice_of(pid: int) -> int:
     """The nice value a process runs at (``nice -n`` without the right only warns)."""
     return int(_stat(Path(f"/proc/{pid}/stat"))[1][_NICE])

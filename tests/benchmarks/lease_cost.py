@@ -12,7 +12,6 @@ renewing every 10 s are 100 PUTs a second.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from datetime import UTC, datetime
 
@@ -27,11 +26,6 @@ from tests.controlplane import cluster
 from . import common
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _measure(plane: cluster.ControlPlane, leases: int, rounds: int) -> None:
@@ -52,12 +46,12 @@ async def _measure(plane: cluster.ControlPlane, leases: int, rounds: int) -> Non
             body["spec"] = {**body["spec"], "renewTime": micro_timestamp(datetime.now(UTC))}
             current[i] = await kube.put(f"{LEASES}/cost-{i}", body)
 
-        cpu, wall = _cpu(), time.monotonic()
+        cpu, wall = common.own_cpu_seconds(), time.monotonic()
         for _ in range(rounds):
             async with anyio.create_task_group() as group:
                 for i in range(leases):
                     group.start_soon(renew, i)
-        cpu, wall = _cpu() - cpu, time.monotonic() - wall
+        cpu, wall = common.own_cpu_seconds() - cpu, time.monotonic() - wall
         for i in range(leases):
             await kube.delete(f"{LEASES}/cost-{i}")
     puts = leases * rounds

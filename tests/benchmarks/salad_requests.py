@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -32,11 +31,6 @@ from tests.saladcloud.builders import client, prototype
 from . import common
 
 _PROJECT, _KEY = "bench-project", "bench-key"
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _measure(url: str, requests: int, nodes: int, profile: int) -> None:
@@ -64,11 +58,11 @@ async def _measure(url: str, requests: int, nodes: int, profile: int) -> None:
                 for _ in range(each):
                     await salads[index].list_container_groups()
 
-            started = _cpu()
+            started = common.own_cpu_seconds()
             async with anyio.create_task_group() as group:
                 for index in range(nodes):
                     group.start_soon(node, index)
-            return _cpu() - started
+            return common.own_cpu_seconds() - started
 
         await lists()  # connections opened, caches warm
         cpu = await lists()
