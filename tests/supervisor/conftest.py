@@ -1,7 +1,9 @@
-"""Fixtures of the replica tests: a control plane of their own (see ``replicas.py``)."""
+"""Fixtures of the replica tests (a control plane of their own, see ``replicas.py``), and
+of the collector's."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
@@ -55,3 +57,24 @@ async def ha_namespace(ha_kube: KubeClient) -> AsyncIterator[str]:
     finally:
         with suppress(KubeError):
             await ha_kube.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def collections_seen() -> Iterator[list[int]]:
+    """The generation of every collection that starts while the test runs, from an
+    empty youngest generation (so that what came before cannot start one)."""
+    seen: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(note)
+    gc.collect()
+    seen.clear()
+    yield seen
+    gc.callbacks.remove(note)
+    if not was_enabled:
+        gc.disable()

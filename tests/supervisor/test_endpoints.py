@@ -185,39 +185,31 @@ async def test_metrics_render_as_prometheus_client_does_letting_the_loop_run_in_
 
 
 @pytest.mark.usefixtures("created_samples_off")
-async def test_no_collection_starts_while_a_render_is_under_way() -> None:
+async def test_no_collection_starts_while_a_render_is_under_way(
+    collections_seen: list[int],
+) -> None:
     registry = CollectorRegistry()
     young = gc.get_threshold()[0]
     begun: list[int] = []
     registry.register(_Turns("many", 5 * young, [0], begun))
-    started: list[int] = []
     seen_meanwhile: list[int] = []
     kept: list[list[object]] = []
     done = anyio.Event()
-
-    def note(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started.append(info["generation"])
 
     async def rendering() -> None:
         await render(registry)
         done.set()
 
     assert gc.isenabled()
-    gc.collect()
-    gc.callbacks.append(note)
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(rendering)
-            while not begun:
-                await anyio.lowlevel.checkpoint()
-            while not done.is_set():
-                # Another task's objects, made between the render's slices, and kept.
-                kept.extend([] for _ in range(young))
-                seen_meanwhile.append(len(started))
-                await anyio.lowlevel.checkpoint()
-    finally:
-        gc.callbacks.remove(note)
+    async with anyio.create_task_group() as group:
+        group.start_soon(rendering)
+        while not begun:
+            await anyio.lowlevel.checkpoint()
+        while not done.is_set():
+            # Another task's objects, made between the render's slices, and kept.
+            kept.extend([] for _ in range(young))
+            seen_meanwhile.append(len(collections_seen))
+            await anyio.lowlevel.checkpoint()
     assert len(seen_meanwhile) >= 3, "the other task ran while the page was rendered"
     assert seen_meanwhile[-1] == 0, "no collection began before the page was written"
     assert gc.isenabled()

@@ -70,27 +70,6 @@ async def test_a_handoff_thaws_the_heap_and_it_is_frozen_again_once_quiet(unfroz
         group.cancel_scope.cancel()
 
 
-@pytest.fixture
-def collections_seen() -> Iterator[list[int]]:
-    """The generation of every collection that starts while the test runs, from an
-    empty youngest generation (so that what came before cannot start one)."""
-    seen: list[int] = []
-
-    def note(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            seen.append(info["generation"])
-
-    was_enabled = gc.isenabled()
-    gc.enable()
-    gc.callbacks.append(note)
-    gc.collect()
-    seen.clear()
-    yield seen
-    gc.callbacks.remove(note)
-    if not was_enabled:
-        gc.disable()
-
-
 def _churn(threshold: int) -> list[list[object]]:
     """Three times the young threshold in container objects, all kept alive."""
     return [[] for _ in range(3 * threshold)]
